@@ -1,0 +1,1 @@
+pexen_defaults = {"requires": ["image"]}

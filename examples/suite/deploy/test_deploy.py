@@ -1,0 +1,30 @@
+import time
+
+import pytest
+
+
+@pytest.mark.pexen(provides=["service"])
+def test_deploy():
+    time.sleep(0.2)
+
+
+@pytest.mark.pexen(requires=["service"])
+@pytest.mark.parametrize("endpoint", ["/health", "/metrics", "/version"])
+def test_endpoint(endpoint):
+    time.sleep(0.1)
+    assert endpoint.startswith("/")
+
+
+@pytest.mark.pexen(requires=[("service", "docs")])
+def test_either_service_or_docs():
+    pass
+
+
+@pytest.mark.skip(reason="not on this platform")
+def test_skipped():
+    pass
+
+
+@pytest.mark.xfail(reason="known bug")
+def test_known_bug():
+    assert False

@@ -1,0 +1,12 @@
+"""pytest-pexen: a dependency-aware parallel scheduler for pytest (``pytest --pexen``).
+
+Public names are listed in ``__all__``; every other module is private.
+"""
+
+from __future__ import annotations
+
+from ._errors import MetadataError, PexenError, PlanError
+
+__version__ = "0.1.0"
+
+__all__ = ["MetadataError", "PexenError", "PlanError", "__version__"]

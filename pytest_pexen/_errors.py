@@ -1,0 +1,15 @@
+"""Errors pytest-pexen raises, all under one base class."""
+
+from __future__ import annotations
+
+
+class PexenError(Exception):
+    """Base class of every error pytest-pexen raises on purpose."""
+
+
+class MetadataError(PexenError):
+    """A test's pexen metadata is malformed (unknown field, wrong type)."""
+
+
+class PlanError(PexenError):
+    """The suite's metadata cannot be scheduled (missing tag, cycle)."""

@@ -1,0 +1,154 @@
+"""Task metadata: the fields of ``@pytest.mark.pexen(...)`` and ``pexen_defaults``.
+
+Everything here is plain data: validation turns user input (lists, sets,
+strings) into a frozen :class:`Meta`, and :func:`merge` layers conftest
+defaults and markers from the farthest to the nearest.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields
+from typing import Any, Iterable, Mapping
+
+from ._errors import MetadataError
+
+#: requires entry: one tag, or a tuple of alternative tags (any one of them).
+Requirement = tuple[str, ...]
+
+ON_RESUME_CHOICES = ("rerun", "crash")
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Validated metadata of one test."""
+
+    requires: tuple[Requirement, ...] = ()
+    provides: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    priority: int = 0
+    group: str | None = None
+    timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    on_resume: str = "rerun"
+
+
+LIST_FIELDS = ("requires", "provides", "after", "claims", "uses")
+FIELD_NAMES = tuple(f.name for f in fields(Meta))
+
+
+def _tags(value: Any, name: str, where: str) -> tuple[str, ...]:
+    """A list, set or tuple of tag strings (a lone string is one tag)."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise _wrong_type(where, name, "a list or set of strings", value)
+    tags = []
+    for tag in value:
+        if not isinstance(tag, str) or not tag:
+            raise _wrong_type(where, name, "a list or set of non-empty strings", tag)
+        tags.append(tag)
+    # Sets have no order; sorting keeps plans and messages reproducible.
+    if isinstance(value, (set, frozenset)):
+        tags.sort()
+    return tuple(dict.fromkeys(tags))
+
+
+def _requirements(value: Any, where: str) -> tuple[Requirement, ...]:
+    """requires: tags, where a tuple inside the list means "any one of these"."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise _wrong_type(where, "requires", "a list or set of tags", value)
+    result: list[Requirement] = []
+    for entry in value:
+        if isinstance(entry, tuple):
+            if not entry:
+                raise _wrong_type(where, "requires", "a non-empty tuple of alternatives", entry)
+            result.append(_tags(entry, "requires", where))
+        elif isinstance(entry, str) and entry:
+            result.append((entry,))
+        else:
+            raise _wrong_type(where, "requires", "tags (strings) or tuples of tags", entry)
+    if isinstance(value, (set, frozenset)):
+        result.sort()
+    return tuple(dict.fromkeys(result))
+
+
+def _number(value: Any, name: str, where: str, *, minimum: float, strict: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _wrong_type(where, name, "a number", value)
+    if value < minimum or (strict and value == minimum):
+        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        raise MetadataError(f"{where}: pexen field {name!r} must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, name: str, where: str, *, minimum: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type(where, name, "an integer", value)
+    if minimum is not None and value < minimum:
+        raise MetadataError(f"{where}: pexen field {name!r} must be at least {minimum}, got {value!r}")
+    return value
+
+
+def _wrong_type(where: str, name: str, expected: str, value: Any) -> MetadataError:
+    return MetadataError(
+        f"{where}: pexen field {name!r} must be {expected}, got {value!r} ({type(value).__name__})"
+    )
+
+
+def check_fields(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate and normalise one layer of metadata (a marker or a defaults dict).
+
+    Returns only the fields present in *raw*, normalised; *where* names the
+    test or conftest in error messages.
+    """
+    checked: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in FIELD_NAMES:
+            hint = difflib.get_close_matches(name, FIELD_NAMES, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise MetadataError(
+                f"{where}: unknown pexen field {name!r}{suggestion}; "
+                f"known fields: {', '.join(FIELD_NAMES)}"
+            )
+        if name == "requires":
+            checked[name] = _requirements(value, where)
+        elif name in LIST_FIELDS:
+            checked[name] = _tags(value, name, where)
+        elif name == "priority":
+            checked[name] = _integer(value, name, where, minimum=None)
+        elif name == "retries":
+            checked[name] = _integer(value, name, where, minimum=0)
+        elif name == "timeout":
+            checked[name] = None if value is None else _number(value, name, where, minimum=0, strict=True)
+        elif name == "retry_delay":
+            checked[name] = _number(value, name, where, minimum=0, strict=False)
+        elif name == "group":
+            if value is not None and (not isinstance(value, str) or not value):
+                raise _wrong_type(where, name, "a non-empty string", value)
+            checked[name] = value
+        elif name == "on_resume":
+            if value not in ON_RESUME_CHOICES:
+                raise MetadataError(
+                    f"{where}: pexen field 'on_resume' must be one of "
+                    f"{', '.join(map(repr, ON_RESUME_CHOICES))}, got {value!r}"
+                )
+            checked[name] = value
+    return checked
+
+
+def merge(layers: Iterable[Mapping[str, Any]]) -> Meta:
+    """Combine checked layers, farthest first: lists add up, the nearest scalar wins."""
+    combined: dict[str, Any] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            if name in LIST_FIELDS and name in combined:
+                combined[name] = tuple(dict.fromkeys(combined[name] + value))
+            else:
+                combined[name] = value
+    return Meta(**combined)

@@ -1,0 +1,254 @@
+"""The pytest glue: options, the ``pexen`` marker, metadata, and the run loop.
+
+Translates between pytest (items, markers, conftests, hooks) and our plain
+model (:class:`Meta`, :class:`Task`); holds no scheduling logic. Without
+``--pexen`` nothing here changes pytest's behaviour.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Generator, Mapping
+
+import pytest
+
+from ._errors import PexenError
+from ._metadata import Meta, check_fields, merge
+from ._planner import Planner, Task, pull_in
+from ._pool import ProcessPool
+from ._runloop import RunLoop
+from ._worker import run_worker
+
+DURATIONS_KEY = "pexen/durations"
+MARKER_HELP = (
+    "pexen(requires=[], provides=[], after=[], claims=[], uses=[], priority=0, "
+    "group=None, timeout=None, retries=0, retry_delay=0, on_resume='rerun'): "
+    "pytest-pexen scheduling metadata, see the pytest-pexen docs"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pexen", "pytest-pexen: dependency-aware parallel runs")
+    group.addoption(
+        "--pexen",
+        action="store_true",
+        default=False,
+        help="run tests with the pexen scheduler: in parallel, in the order "
+        "their requires/provides/after metadata allows",
+    )
+    group.addoption(
+        "--pexen-workers",
+        metavar="N|auto",
+        default=None,
+        help="worker processes (default: ini pexen_workers, else auto = CPU count)",
+    )
+    group.addoption(
+        "--pexen-no-pull",
+        action="store_true",
+        default=False,
+        help="when a subset is selected, do not pull in the tests that provide "
+        "what it requires (such requirements are then reported as blocked)",
+    )
+    parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    if not config.getoption("pexen"):
+        return
+    workers = parse_workers(config.getoption("pexen_workers") or config.getini("pexen_workers"))
+    if config.getoption("usepdb", False):
+        raise pytest.UsageError(
+            "--pdb cannot be used with --pexen: tests run in worker processes "
+            "with no terminal attached; run without --pexen to debug a test"
+        )
+    if config.getoption("numprocesses", None) or config.getoption("dist", "no") != "no":
+        raise pytest.UsageError(
+            "--pexen and pytest-xdist (-n/--dist) both run tests in parallel; use one of them"
+        )
+    # Registered here, after the cache plugin, so that our collection wrapper
+    # sees the selection after --lf/--ff have applied theirs.
+    config.pluginmanager.register(PexenSession(config, workers), "pexen-session")
+
+
+def parse_workers(value: str | int) -> int:
+    text = str(value).strip().lower()
+    if text == "auto":
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:
+            return os.cpu_count() or 1
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise pytest.UsageError(
+            f"--pexen-workers must be a positive integer or 'auto', got {value!r}"
+        )
+    return workers
+
+
+class PexenSession:
+    """State and hooks of one ``--pexen`` session, in the controller."""
+
+    def __init__(self, config: pytest.Config, workers: int) -> None:
+        self._config = config
+        self._workers = workers
+        self._deselected: list[pytest.Item] = []
+        self._pulled: list[pytest.Item] = []
+        self._planner: Planner | None = None
+        self._durations: dict[str, float] = {}
+        cache = getattr(config, "cache", None)
+        if cache is not None:
+            self._durations = dict(cache.get(DURATIONS_KEY, {}))
+
+    # -- collection: metadata, pull-in, plan ------------------------------
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self._deselected.extend(items)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> Generator[None, None, None]:
+        yield
+        try:
+            self._plan(items)
+        except PexenError as error:
+            raise pytest.UsageError(str(error)) from None
+
+    def _plan(self, items: list[pytest.Item]) -> None:
+        chosen = {id(item) for item in items}
+        deselected = [item for item in self._deselected if id(item) not in chosen]
+        defaults = _ConftestDefaults(self._config)
+        selected = [_task(item, defaults.meta(item)) for item in items]
+        others = {item.nodeid: (item, _task(item, defaults.meta(item))) for item in deselected}
+
+        absent: dict[str, str] = {}
+        if not self._config.getoption("pexen_no_pull"):
+            pulled_ids = {t.id for t in pull_in(selected, (task for _, task in others.values()))}
+            self._pulled = [item for item in deselected if item.nodeid in pulled_ids]
+            if self._pulled:
+                self._undeselect(self._pulled)
+                selected = [others[i.nodeid][1] for i in self._pulled] + selected
+                items[:0] = self._pulled
+        provided = {tag for task in selected for tag in task.provides}
+        pulled = {item.nodeid for item in self._pulled}
+        for item, task in others.values():
+            if item.nodeid in pulled:
+                continue
+            for tag in task.provides:
+                if tag not in provided:
+                    absent.setdefault(tag, f"provided by {task.id} which was not selected")
+        self._planner = Planner(selected, absent=absent, durations=self._durations)
+
+    def _undeselect(self, pulled: list[pytest.Item]) -> None:
+        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is None:
+            return
+        back = {id(item) for item in pulled}
+        stats = terminal.stats.get("deselected", [])
+        stats[:] = [item for item in stats if id(item) not in back]
+        if not stats:
+            terminal.stats.pop("deselected", None)
+
+    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+        if not self._pulled:
+            return []
+        names = ", ".join(item.nodeid for item in self._pulled)
+        count = len(self._pulled)
+        return [
+            f"pexen: pulled in {count} test{'s' if count != 1 else ''} that the "
+            f"selection requires: {names} (--pexen-no-pull turns this off)"
+        ]
+
+    # -- running ------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            count = session.testsfailed
+            raise session.Interrupted(f"{count} error{'s' if count != 1 else ''} during collection")
+        if session.config.option.collectonly:
+            return True
+        assert self._planner is not None
+        items = session.items
+        size = min(self._workers, len(items)) or 1
+        loop = RunLoop(
+            session,
+            items,
+            self._planner,
+            lambda: ProcessPool(size, functools.partial(run_worker, session)),
+            dict(self._durations),
+        )
+        try:
+            loop.run()
+        finally:
+            self._save_durations(loop.durations)
+        if loop.exit_request is not None:
+            reason, returncode = loop.exit_request
+            pytest.exit(reason, returncode)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+        return True
+
+    def _save_durations(self, durations: dict[str, float]) -> None:
+        cache = getattr(self._config, "cache", None)
+        if cache is not None and durations:
+            cache.set(DURATIONS_KEY, {k: round(v, 6) for k, v in durations.items()})
+
+
+def _task(item: pytest.Item, meta: Meta) -> Task:
+    return Task(
+        id=item.nodeid,
+        requires=meta.requires,
+        provides=meta.provides,
+        after=meta.after,
+        priority=meta.priority,
+    )
+
+
+class _ConftestDefaults:
+    """``pexen_defaults`` of every loaded conftest, applied by directory."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._by_dir: dict[Path, dict[str, Any]] = {}
+        for plugin in config.pluginmanager.get_plugins():
+            if not isinstance(plugin, ModuleType):
+                continue
+            file = getattr(plugin, "__file__", None) or ""
+            if os.path.basename(file) != "conftest.py" or not hasattr(plugin, "pexen_defaults"):
+                continue
+            raw = plugin.pexen_defaults
+            where = f"{file}: pexen_defaults"
+            if not isinstance(raw, Mapping):
+                raise PexenError(f"{where} must be a dict, got {type(raw).__name__}")
+            self._by_dir[Path(file).parent] = check_fields(raw, where)
+        self._layers: dict[Path, list[dict[str, Any]]] = {}
+
+    def _for_dir(self, directory: Path) -> list[dict[str, Any]]:
+        layers = self._layers.get(directory)
+        if layers is None:
+            parent = directory.parent
+            layers = [] if parent == directory else list(self._for_dir(parent))
+            if directory in self._by_dir:
+                layers.append(self._by_dir[directory])
+            self._layers[directory] = layers
+        return layers
+
+    def meta(self, item: pytest.Item) -> Meta:
+        layers = list(self._for_dir(Path(item.path).parent)) if self._by_dir else []
+        for marker in reversed(list(item.iter_markers("pexen"))):
+            if marker.args:
+                raise PexenError(
+                    f"{item.nodeid}: the pexen marker takes keyword arguments only, "
+                    f"got positional {marker.args!r}"
+                )
+            layers.append(check_fields(marker.kwargs, item.nodeid))
+        return merge(layers)

@@ -1,0 +1,110 @@
+"""In the controller: turn what workers send into pytest's reporting hooks.
+
+Everything a user sees (terminal, ``--junitxml``, ``--lf`` cache, other
+plugins) comes from pytest's own hooks called here, in the controller, with
+real ``TestReport`` objects.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import pytest
+
+from ._worker import WarningData
+
+
+class Reporter:
+    """Calls pytest's reporting hooks for finished, blocked and crashed tests."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    def finished(self, item: pytest.Item, payload: dict[str, Any]) -> list[pytest.TestReport]:
+        """Report a test a worker ran; returns its reports."""
+        reports = [self.load(data) for data in payload["reports"]]
+        self._emit(item, reports)
+        for data in payload["warnings"]:
+            self._warning(data)
+        return reports
+
+    def late(self, item: pytest.Item, data: dict[str, Any]) -> pytest.TestReport:
+        """A teardown failure found after the test was reported."""
+        report = self.load(data)
+        item.ihook.pytest_runtest_logreport(report=report)
+        return report
+
+    def blocked(self, item: pytest.Item, reason: str) -> list[pytest.TestReport]:
+        """Report a test that cannot run as skipped, saying why."""
+        path, lineno, _ = item.reportinfo()
+        longrepr = (str(path), (lineno or 0) + 1, f"Skipped: {reason}")
+        reports = [
+            self._make(item, "setup", "skipped", longrepr),
+            self._make(item, "teardown", "passed", None),
+        ]
+        self._emit(item, reports)
+        return reports
+
+    def crashed(self, item: pytest.Item, what: str) -> list[pytest.TestReport]:
+        """Report a test whose worker died under it as an error."""
+        message = f"worker crashed while running this test: {what}"
+        reports = [
+            self._make(item, "setup", "failed", message),
+            self._make(item, "teardown", "passed", None),
+        ]
+        self._emit(item, reports)
+        return reports
+
+    def load(self, data: dict[str, Any]) -> pytest.TestReport:
+        return self._config.hook.pytest_report_from_serializable(config=self._config, data=data)
+
+    def _emit(self, item: pytest.Item, reports: Sequence[pytest.TestReport]) -> None:
+        hook = item.ihook
+        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        for report in reports:
+            hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+    @staticmethod
+    def _make(item: pytest.Item, when: str, outcome: str, longrepr: Any) -> pytest.TestReport:
+        return pytest.TestReport(
+            nodeid=item.nodeid,
+            location=item.location,
+            keywords={name: 1 for name in item.keywords},
+            outcome=outcome,
+            longrepr=longrepr,
+            when=when,
+            sections=[],
+            duration=0.0,
+            start=0.0,
+            stop=0.0,
+            user_properties=list(item.user_properties),
+        )
+
+    def _warning(self, data: WarningData) -> None:
+        text, category, filename, lineno, line, when, nodeid, location = data
+        category = category or UserWarning
+        try:
+            message: Warning = category(text)
+        except Exception:
+            category, message = UserWarning, UserWarning(text)
+        record = warnings.WarningMessage(message, category, filename, lineno, line=line)
+        self._config.hook.pytest_warning_recorded.call_historic(
+            kwargs=dict(warning_message=record, when=when, nodeid=nodeid, location=location)
+        )
+
+
+def outcome_of(reports: Sequence[pytest.TestReport]) -> str:
+    """One word for a test's result: passed, failed, error, skipped, xfailed."""
+    for report in reports:
+        if report.failed:
+            return "failed" if report.when == "call" else "error"
+    for report in reports:
+        if report.skipped:
+            return "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    return "passed"
+
+
+def duration_of(reports: Sequence[pytest.TestReport]) -> float:
+    return sum(getattr(report, "duration", 0.0) for report in reports)

@@ -1,0 +1,224 @@
+"""Inside a worker process: run assigned items through pytest's own protocol.
+
+A worker is forked from the controller after collection, so it holds the
+same session and items. It calls ``pytest_runtest_protocol`` for each item,
+which keeps fixtures, markers, capture and other plugins working exactly as
+in plain pytest, and relays every report and warning to the controller,
+which alone prints and writes files.
+
+Fixture teardown follows pytest: an item is run knowing the next item, so
+module- and session-scoped fixtures live exactly as long as they are needed.
+When the next item is not known yet (the controller has not sent it),
+only the item's own fixtures are torn down; the rest waits until the next
+item (or the end) shows what is no longer needed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from collections import deque
+from typing import Any
+
+import pytest
+from _pytest.runner import CallInfo
+
+from ._pool import Connection
+
+#: A warning as it crosses the process boundary.
+WarningData = tuple[str, Any, str, int, "str | None", str, str, Any]
+
+
+class _ReportRelay:
+    """Collects, in the worker, what the controller must report."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self.reports: list[dict[str, Any]] = []
+        self.warnings: list[WarningData] = []
+
+    def serialize(self, report: pytest.TestReport) -> dict[str, Any]:
+        return self._config.hook.pytest_report_to_serializable(config=self._config, report=report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.reports.append(self.serialize(report))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_warning_recorded(
+        self, warning_message: warnings.WarningMessage, when: str, nodeid: str, location: Any
+    ) -> None:
+        category: Any = warning_message.category
+        try:
+            pickle.dumps(category)
+        except Exception:
+            category = None
+        self.warnings.append(
+            (
+                str(warning_message.message),
+                category,
+                str(warning_message.filename),
+                warning_message.lineno,
+                warning_message.line,
+                when,
+                nodeid,
+                location,
+            )
+        )
+
+    def take(self) -> dict[str, Any]:
+        payload = {"reports": self.reports, "warnings": self.warnings}
+        self.reports, self.warnings = [], []
+        return payload
+
+
+class _MutedTerminal:
+    """Stands in for the terminal reporter in a worker.
+
+    Has no hook implementations, so the worker prints no progress (the
+    controller does), but code that asks for the terminal writer (e.g.
+    ``--setup-show``) still gets the real one.
+    """
+
+    def __init__(self, real: object) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _become_worker(config: pytest.Config) -> _ReportRelay:
+    # Our own process group: a Ctrl-C at the terminal goes to the controller,
+    # which decides what happens to running tests.
+    os.setpgid(0, 0)
+    manager = config.pluginmanager
+    terminal = manager.get_plugin("terminalreporter")
+    if terminal is not None:
+        manager.unregister(terminal)
+        manager.register(_MutedTerminal(terminal), "terminalreporter")
+    xml = getattr(config, "_xml", None)
+    if xml is not None and manager.is_registered(xml):
+        manager.unregister(xml)
+    _fresh_capture(config)
+    relay = _ReportRelay(config)
+    manager.register(relay, "pexen-relay")
+    return relay
+
+
+def _fresh_capture(config: pytest.Config) -> None:
+    """Give the worker capture files of its own.
+
+    The forked capture manager shares its temporary files (and their offsets)
+    with the controller and the other workers; reading them would mix up the
+    output of different tests.
+    """
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if capman is None or capman._global_capturing is None:
+        return
+    inherited = capman._global_capturing
+    capman._global_capturing = None
+    inherited.stop_capturing()
+    capman.start_global_capturing()
+    capman.suspend_global_capture()
+
+
+def run_worker(session: pytest.Session, conn: Connection) -> None:
+    """The worker's whole life: receive indices, run items, send reports."""
+    relay = _become_worker(session.config)
+    items = session.items
+    queue: deque[int] = deque()
+    stopping = False
+    unfinished: int | None = None  # ran with only its own fixtures torn down
+
+    while True:
+        try:
+            while not stopping and (not queue or conn.poll()):
+                message = conn.recv()
+                if message[0] == "run":
+                    queue.extend(message[1])
+                else:
+                    stopping = True
+                    if message[1]:
+                        dropped, queue = list(queue), deque()
+                        conn.send(("dropped", None, dropped))
+        except (EOFError, OSError):
+            os._exit(1)  # the controller is gone; nobody would read our reports
+        if not queue:
+            break
+        index = queue.popleft()
+        item = items[index]
+        if unfinished is not None:
+            _finish_teardown(session, items[unfinished], unfinished, item, relay, conn)
+            unfinished = None
+        if queue:
+            nextitem = items[queue[0]]
+        elif stopping:
+            nextitem = None
+        else:
+            # Pretend the next item is a sibling: tear down this item only.
+            nextitem = item.parent
+            unfinished = index
+        payload = _run_item(session, item, nextitem, relay)
+        conn.send(("done", index, payload))
+        if "exit" in payload:
+            stopping = True
+            queue.clear()
+    if unfinished is not None:
+        _finish_teardown(session, items[unfinished], unfinished, None, relay, conn)
+    conn.close()
+    os._exit(0)
+
+
+def _run_item(
+    session: pytest.Session, item: pytest.Item, nextitem: Any, relay: _ReportRelay
+) -> dict[str, Any]:
+    exit_reason = None
+    try:
+        item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+    except pytest.exit.Exception as exc:
+        exit_reason = (exc.msg, exc.returncode)
+    # The controller decides when the run stops (-x, --maxfail); a worker's
+    # own count must not make it tear everything down after each item.
+    session.shouldfail = False
+    session.shouldstop = False
+    payload = relay.take()
+    if exit_reason is not None:
+        payload["exit"] = exit_reason
+    return payload
+
+
+def _finish_teardown(
+    session: pytest.Session,
+    item: pytest.Item,
+    index: int,
+    nextitem: pytest.Item | None,
+    relay: _ReportRelay,
+    conn: Connection,
+) -> None:
+    """Tear down what *item* left standing that *nextitem* does not need.
+
+    A failure here belongs to *item*'s teardown, as in plain pytest; it
+    reaches the controller as a late report.
+    """
+    capman = session.config.pluginmanager.get_plugin("capturemanager")
+    if capman is not None:
+        capman.resume_global_capture()
+    try:
+        call = CallInfo.from_call(
+            lambda: session._setupstate.teardown_exact(nextitem),
+            when="teardown",
+            reraise=(pytest.exit.Exception, KeyboardInterrupt),
+        )
+    finally:
+        if capman is not None:
+            capman.suspend_global_capture()
+            out, err = capman.read_global_capture()
+            if out:
+                item.add_report_section("teardown", "stdout", out)
+            if err:
+                item.add_report_section("teardown", "stderr", err)
+    if call.excinfo is None:
+        return
+    report = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    conn.send(("late", index, relay.serialize(report)))
