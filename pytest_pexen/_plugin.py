@@ -69,6 +69,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "--pexen and pytest-xdist (-n/--dist) both run tests in parallel; use one of them"
         )
+    if not config.getoption("pexen_no_pull"):
+        # --lf normally skips collecting tests that passed; the providers that
+        # the failed tests require are among them, so collect everything and
+        # let --lf deselect instead.
+        config.pluginmanager.unregister(name="lfplugin-collwrapper")
     # Registered here, after the cache plugin, so that our collection wrapper
     # sees the selection after --lf/--ff have applied theirs.
     config.pluginmanager.register(PexenSession(config, workers), "pexen-session")

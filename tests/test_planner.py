@@ -1,0 +1,175 @@
+"""The planner alone: no pytest session, no processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_pexen import PlanError
+from pytest_pexen._planner import Planner, State, Task, pull_in
+
+
+def drain(planner: Planner, outcomes: dict[str, str] | None = None, workers: int = 1) -> list[str]:
+    """Run the plan to its end serially; returns the start order."""
+    outcomes = outcomes or {}
+    order = []
+    while planner.is_active():
+        taken = planner.take(workers)
+        assert taken, "planner is active but has nothing ready"
+        for task_id in taken:
+            order.append(task_id)
+            planner.done(task_id, outcomes.get(task_id, "passed"))
+    return order
+
+
+def test_requires_runs_providers_first():
+    planner = Planner([Task("use", requires=(("x",),)), Task("make", provides=("x",))])
+    assert drain(planner) == ["make", "use"]
+
+
+def test_tag_with_several_providers_waits_for_all():
+    planner = Planner(
+        [Task("a", provides=("x",)), Task("use", requires=(("x",),)), Task("b", provides=("x",))]
+    )
+    assert planner.take(5) == ["a", "b"]
+    planner.done("a", "passed")
+    assert planner.take(5) == []
+    planner.done("b", "passed")
+    assert planner.take(5) == ["use"]
+
+
+def test_failed_provider_blocks_dependents_transitively():
+    planner = Planner(
+        [
+            Task("build", provides=("image",)),
+            Task("deploy", requires=(("image",),), provides=("service",)),
+            Task("check", requires=(("service",),)),
+        ]
+    )
+    assert drain(planner, {"build": "failed"}) == ["build"]
+    assert planner.state("deploy") is State.BLOCKED
+    assert planner.pop_blocked() == [
+        ("deploy", "blocked: requires 'image', provided by build which failed"),
+        ("check", "blocked: requires 'service', provided by deploy which was blocked"),
+    ]
+
+
+def test_alternatives_need_only_one():
+    planner = Planner(
+        [
+            Task("a", provides=("x",)),
+            Task("b", provides=("y",)),
+            Task("either", requires=(("x", "y"),)),
+        ]
+    )
+    assert drain(planner, {"a": "failed"}) == ["a", "b", "either"]
+    assert planner.pop_blocked() == []
+
+
+def test_alternatives_all_failed_block_with_every_reason():
+    planner = Planner(
+        [Task("a", provides=("x",)), Task("b", provides=("y",)), Task("c", requires=(("x", "y"),))]
+    )
+    drain(planner, {"a": "failed", "b": "skipped"})
+    ((task_id, reason),) = planner.pop_blocked()
+    assert task_id == "c"
+    assert reason == (
+        "blocked: requires one of 'x', 'y', provided by a which failed; provided by b which was skipped"
+    )
+
+
+def test_after_waits_whatever_the_outcome():
+    planner = Planner([Task("cleanup", after=("t",)), Task("work", provides=("t",))])
+    assert drain(planner, {"work": "failed"}) == ["work", "cleanup"]
+
+
+def test_priority_before_collection_order():
+    planner = Planner([Task("a"), Task("b", priority=-1), Task("c", priority=1)])
+    assert drain(planner) == ["b", "a", "c"]
+
+
+def test_longest_chain_first_among_equal_priority():
+    tasks = [
+        Task("lone"),
+        Task("head", provides=("1",)),
+        Task("mid", requires=(("1",),), provides=("2",)),
+        Task("tail", requires=(("2",),)),
+    ]
+    assert Planner(tasks).take(1) == ["head"]
+
+
+def test_known_durations_shape_the_critical_path():
+    tasks = [Task("long"), Task("head", provides=("1",)), Task("tail", requires=(("1",),))]
+    durations = {"long": 10.0, "head": 1.0, "tail": 1.0}
+    assert Planner(tasks, durations=durations).take(1) == ["long"]
+
+
+def test_unknown_tag_is_an_error_naming_tag_and_tests():
+    with pytest.raises(PlanError, match=r"tag 'imgae', needed by: t1, t2"):
+        Planner([Task("t1", requires=(("imgae",),)), Task("t2", after=("imgae",))])
+
+
+def test_cycle_is_an_error_printing_the_cycle():
+    tasks = [
+        Task("a", requires=(("b-done",),), provides=("a-done",)),
+        Task("b", requires=(("a-done",),), provides=("b-done",)),
+    ]
+    with pytest.raises(PlanError, match="dependency cycle") as error:
+        Planner(tasks)
+    message = str(error.value)
+    assert "requires 'b-done', provided by" in message
+    assert "requires 'a-done', provided by" in message
+
+
+def test_self_requirement_is_a_cycle():
+    with pytest.raises(PlanError, match="dependency cycle"):
+        Planner([Task("a", requires=(("x",),), provides=("x",))])
+
+
+def test_absent_requirement_is_blocked_and_absent_after_is_satisfied():
+    planner = Planner(
+        [Task("needs", requires=(("x",),)), Task("later", after=("x",))],
+        absent={"x": "provided by p which was not selected"},
+    )
+    assert drain(planner) == ["later"]
+    assert planner.pop_blocked() == [
+        ("needs", "blocked: requires 'x', provided by p which was not selected")
+    ]
+
+
+def test_give_back_makes_a_task_ready_again():
+    planner = Planner([Task("a"), Task("b")])
+    assert planner.take(2) == ["a", "b"]
+    planner.give_back("b")
+    assert planner.state("b") is State.READY
+    assert planner.take(2) == ["b"]
+
+
+def test_every_state_change_reaches_the_listener():
+    seen = []
+    planner = Planner(
+        [Task("a", provides=("x",)), Task("b", requires=(("x",),))],
+        on_change=lambda task_id, state, detail: seen.append((task_id, state.value, detail)),
+    )
+    drain(planner, {"a": "failed"})
+    assert seen == [
+        ("a", "ready", ""),
+        ("a", "running", ""),
+        ("a", "finished", "failed"),
+        ("b", "blocked", "blocked: requires 'x', provided by a which failed"),
+    ]
+
+
+def test_pull_in_takes_providers_transitively():
+    available = [
+        Task("base", provides=("b",)),
+        Task("mid", requires=(("b",),), provides=("m",)),
+        Task("unrelated", provides=("u",)),
+    ]
+    pulled = pull_in([Task("top", requires=(("m",),))], available)
+    assert sorted(t.id for t in pulled) == ["base", "mid"]
+
+
+def test_pull_in_skips_alternatives_already_selected():
+    available = [Task("px", provides=("x",)), Task("py", provides=("y",))]
+    selected = [Task("have-y", provides=("y",)), Task("top", requires=(("x", "y"),))]
+    assert pull_in(selected, available) == []
