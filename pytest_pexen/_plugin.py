@@ -106,6 +106,7 @@ class PexenSession:
         self._deselected: list[pytest.Item] = []
         self._pulled: list[pytest.Item] = []
         self._planner: Planner | None = None
+        self._unenforced: dict[str, int] = {}
         self._durations: dict[str, float] = {}
         cache = getattr(config, "cache", None)
         if cache is not None:
@@ -130,7 +131,9 @@ class PexenSession:
         chosen = {id(item) for item in items}
         deselected = [item for item in self._deselected if id(item) not in chosen]
         defaults = _ConftestDefaults(self._config)
-        selected = [_task(item, defaults.meta(item)) for item in items]
+        metas = [defaults.meta(item) for item in items]
+        self._unenforced = _unenforced_fields(metas)
+        selected = [_task(item, meta) for item, meta in zip(items, metas)]
         others = {item.nodeid: (item, _task(item, defaults.meta(item))) for item in deselected}
 
         absent: dict[str, str] = {}
@@ -162,14 +165,20 @@ class PexenSession:
             terminal.stats.pop("deselected", None)
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
-        if not self._pulled:
-            return []
-        names = ", ".join(item.nodeid for item in self._pulled)
-        count = len(self._pulled)
-        return [
-            f"pexen: pulled in {count} test{'s' if count != 1 else ''} that the "
-            f"selection requires: {names} (--pexen-no-pull turns this off)"
-        ]
+        lines = []
+        if self._pulled:
+            names = ", ".join(item.nodeid for item in self._pulled)
+            count = len(self._pulled)
+            lines.append(
+                f"pexen: pulled in {count} test{'s' if count != 1 else ''} that the "
+                f"selection requires: {names} (--pexen-no-pull turns this off)"
+            )
+        if self._unenforced:
+            used = ", ".join(f"{name} ({count})" for name, count in self._unenforced.items())
+            lines.append(
+                f"pexen: these fields are checked but not enforced by this version: {used}"
+            )
+        return lines
 
     # -- running ------------------------------------------------------------
 
@@ -217,6 +226,21 @@ def _task(item: pytest.Item, meta: Meta) -> Task:
         after=meta.after,
         priority=meta.priority,
     )
+
+
+#: Fields accepted now and acted on by later releases.
+_UNENFORCED = ("claims", "uses", "group", "timeout", "retries", "retry_delay", "on_resume")
+
+
+def _unenforced_fields(metas: list[Meta]) -> dict[str, int]:
+    """How many tests set each field that this release does not act on."""
+    counts: dict[str, int] = {}
+    unset = Meta()
+    for meta in metas:
+        for name in _UNENFORCED:
+            if getattr(meta, name) != getattr(unset, name):
+                counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 class _ConftestDefaults:

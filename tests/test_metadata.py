@@ -61,26 +61,30 @@ def test_conftest_defaults_must_be_a_dict(pytester, suite, run):
     result.stderr.fnmatch_lines(["*sub/conftest.py: pexen_defaults must be a dict, got list*"])
 
 
-def test_conftest_defaults_apply_below_and_merge_with_markers(pytester, suite, run, events):
-    (pytester.path / "conftest.py").write_text(
-        pytester.path.joinpath("conftest.py").read_text() + "\npexen_defaults = {'requires': ['base']}\n"
-    )
+def test_conftest_defaults_apply_to_their_directory_and_below(pytester, suite, run, events):
+    deploy = pytester.mkdir("deploy")
+    (deploy / "conftest.py").write_text("pexen_defaults = {'requires': ['image']}\n")
     suite(
-        test_base='''
-        import pytest
+        **{
+            "deploy/nested/test_deep": "def test_deep():\n    pass\n",
+            "deploy/test_deploy": "def test_deploy():\n    pass\n",
+            "test_image": '''
+            import time, pytest
 
-        @pytest.mark.pexen(requires=[], provides=["base"])
-        def test_base():
-            pass
-        '''
+            @pytest.mark.pexen(provides=["image"])
+            def test_image():
+                time.sleep(0.2)
+
+            def test_beside():
+                time.sleep(0.2)
+            ''',
+        }
     )
-    # Lists add up, so test_base would require its own tag: it must opt out
-    # by living outside the tree with the default.
-    base = pytester.mkdir("base")
-    (pytester.path / "test_base.py").rename(base / "test_base.py")
-    (base / "conftest.py").write_text("")
-    run("--pexen").assert_outcomes()
-    assert events().names() == []
+    run("--pexen", "--pexen-workers=2").assert_outcomes(passed=4)
+    log = events()
+    assert log.start("test_deploy") >= log.end("test_image")
+    assert log.start("test_deep") >= log.end("test_image")
+    assert log.start("test_beside") < log.end("test_image")
 
 
 def test_nearest_scalar_wins_and_lists_add_up(pytester, suite, run, events):
@@ -171,3 +175,22 @@ def test_ini_sets_the_worker_count(pytester, suite, run, events):
     )
     run("--pexen").assert_outcomes(passed=4)
     assert len(events().pids()) == 1
+
+
+def test_fields_not_enforced_yet_are_announced(suite, run):
+    suite(
+        test_later='''
+        import pytest
+
+        @pytest.mark.pexen(claims=["net"], timeout=5)
+        def test_one():
+            pass
+
+        @pytest.mark.pexen(claims=["net"])
+        def test_two():
+            pass
+        '''
+    )
+    result = run("--pexen")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: claims (2), timeout (1)"])

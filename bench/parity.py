@@ -1,0 +1,347 @@
+"""Outcome parity of ``pytest --pexen`` on real third-party test suites.
+
+For each project in :data:`PROJECTS` this script downloads the pinned sdist,
+builds a throwaway virtualenv under ``.bench-cache/`` (the project, its test
+dependencies, pytest and this repository's pytest-pexen), then runs the
+project's own suite twice from a freshly extracted copy of the sdist: once
+with plain pytest, once with ``--pexen --pexen-workers=N``. Both runs write
+JUnit XML; every test's outcome must be the same in both.
+
+Usage::
+
+    python bench/parity.py [--workers N] [--rebuild] [project ...]
+
+Exits 1 if any project shows a mismatch, 2 if a project could not be set up
+or run at all, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import venv
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".bench-cache"
+PYTEST = "pytest==9.0.3"
+RUN_TIMEOUT = 900.0
+BASE_ARGS = ("-p", "no:cacheprovider", "-q")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A pinned project and what its test suite needs."""
+
+    name: str
+    version: str
+    deps: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    def spec(self) -> str:
+        """What the venv was built from; a change means rebuilding it."""
+        return json.dumps([self.name, self.version, PYTEST, list(self.deps)])
+
+
+PROJECTS: dict[str, Project] = {
+    p.name: p
+    for p in (
+        Project("iniconfig", "2.3.1"),
+        Project("more-itertools", "11.2.1"),
+        Project("six", "1.17.0"),
+        Project("toolz", "1.2.0"),
+        Project(
+            "packaging",
+            "26.3",
+            deps=("hypothesis==6.170.15", "pretend==1.0.9", "tomli-w==1.2.0"),
+        ),
+        Project(
+            "attrs",
+            "26.1.0",
+            deps=("hypothesis==6.170.15", "cloudpickle==3.1.2", "pympler==1.1"),
+        ),
+        Project(
+            "python-dateutil",
+            "4.0.0",
+            deps=("hypothesis==6.170.15", "freezegun==1.5.5", "attrs==26.1.0"),
+        ),
+        Project(
+            "wcwidth",
+            "0.9.4",
+            deps=("pytest-cov==7.1.0", "coverage==7.17.3"),
+        ),
+    )
+}
+
+
+@dataclass
+class RunResult:
+    """One pytest run: how it ended and what each test did."""
+
+    returncode: int
+    seconds: float
+    outcomes: dict[tuple[str, str], str]
+    log: Path
+    problem: str | None = None
+
+
+@dataclass
+class Comparison:
+    """A project's two runs side by side."""
+
+    project: Project
+    plain: RunResult
+    pexen: RunResult
+    mismatches: list[str] = field(default_factory=list)
+
+
+class SetupError(Exception):
+    """A project could not be downloaded, installed or extracted."""
+
+
+# -- environment -----------------------------------------------------------
+
+
+def run_checked(command: list[str], log: Path, cwd: Path | None = None) -> None:
+    """Run a setup command, appending its output to *log*; raise on failure."""
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(command)}\n")
+        out.flush()
+        done = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+    if done.returncode != 0:
+        raise SetupError(f"{' '.join(command[:4])} ... failed (exit {done.returncode}), see {log}")
+
+
+def clean_env() -> dict[str, str]:
+    """The environment minus anything that would change how pytest runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}
+    env.pop("PYTHONPATH", None)
+    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def project_dir(project: Project) -> Path:
+    return CACHE / project.key
+
+
+def download_sdist(project: Project) -> Path:
+    """The project's sdist, downloaded once into the cache."""
+    where = CACHE / "sdists" / project.key
+    found = sorted(where.glob("*.tar.gz")) if where.is_dir() else []
+    if found:
+        return found[0]
+    where.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
+        "--no-deps", "--dest", str(where), f"{project.name}=={project.version}",
+    ]
+    run_checked(command, project_dir(project) / "setup.log")
+    found = sorted(where.glob("*.tar.gz"))
+    if not found:
+        raise SetupError(f"no .tar.gz sdist for {project.key} in {where}")
+    return found[0]
+
+
+def venv_python(project: Project) -> Path:
+    return project_dir(project) / "venv" / "bin" / "python"
+
+
+def ensure_venv(project: Project, sdist: Path, rebuild: bool) -> Path:
+    """A venv with the project, its test deps, pytest and pytest-pexen."""
+    home = project_dir(project) / "venv"
+    stamp = home / "parity-spec.json"
+    if not rebuild and stamp.is_file() and stamp.read_text() == project.spec():
+        return venv_python(project)
+    shutil.rmtree(home, ignore_errors=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    python = str(venv_python(project))
+    log = project_dir(project) / "setup.log"
+    pip = [python, "-m", "pip", "install", "--quiet"]
+    run_checked(pip + [PYTEST, *project.deps], log)
+    run_checked(pip + [str(sdist)], log)
+    run_checked(pip + ["-e", str(REPO)], log)
+    stamp.write_text(project.spec())
+    return venv_python(project)
+
+
+def extract_fresh(sdist: Path, project: Project) -> Path:
+    """A pristine copy of the sdist's source tree; returns its root."""
+    target = project_dir(project) / "src"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with tarfile.open(sdist) as archive:
+        archive.extractall(target, filter="data")
+    roots = [p for p in target.iterdir() if p.is_dir()]
+    if len(roots) != 1:
+        raise SetupError(f"{sdist.name}: expected one top-level directory, found {len(roots)}")
+    return roots[0]
+
+
+# -- running and parsing -----------------------------------------------------
+
+
+def run_suite(
+    python: Path, sdist: Path, project: Project, mode: str, extra: tuple[str, ...]
+) -> RunResult:
+    """Run the suite from a fresh source tree; *extra* selects the mode."""
+    source = extract_fresh(sdist, project)
+    junit = project_dir(project) / f"{mode}.xml"
+    log = project_dir(project) / f"{mode}.log"
+    junit.unlink(missing_ok=True)
+    command = [
+        str(python), "-m", "pytest", *BASE_ARGS, *extra,
+        f"--junitxml={junit}", *project.args,
+    ]
+    started = time.monotonic()
+    with log.open("w") as out:
+        try:
+            done = subprocess.run(
+                command, cwd=source, stdout=out, stderr=subprocess.STDOUT,
+                env=clean_env(), timeout=RUN_TIMEOUT,
+            )
+            returncode = done.returncode
+        except subprocess.TimeoutExpired:
+            return RunResult(-1, time.monotonic() - started, {}, log, f"timed out after {RUN_TIMEOUT:.0f}s")
+    seconds = time.monotonic() - started
+    if not junit.is_file():
+        return RunResult(returncode, seconds, {}, log, "wrote no JUnit XML")
+    try:
+        outcomes = parse_junit(junit)
+    except ET.ParseError as error:
+        return RunResult(returncode, seconds, {}, log, f"unreadable JUnit XML: {error}")
+    return RunResult(returncode, seconds, outcomes, log)
+
+
+def parse_junit(path: Path) -> dict[tuple[str, str], str]:
+    """``{(classname, name): outcome}`` for every test case in a JUnit file.
+
+    pytest may write several ``<testcase>`` elements for one test (a failure
+    in the call and an error in teardown), so a test's outcome is read from
+    the children of all of its elements together.
+    """
+    children: dict[tuple[str, str], list[ET.Element]] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        key = (case.get("classname", ""), case.get("name", ""))
+        children.setdefault(key, []).extend(case)
+    return {key: outcome_of(elements) for key, elements in children.items()}
+
+
+def outcome_of(elements: list[ET.Element]) -> str:
+    """passed, failed, error, skipped or xfailed, plus a teardown error.
+
+    An ``<error>`` saying "failed on teardown" comes on top of the test's
+    own outcome (a passed test can have one); any other ``<error>`` is a
+    setup or collection error.
+    """
+    tags = [element.tag for element in elements]
+    errors = [e.get("message", "") for e in elements if e.tag == "error"]
+    teardown = [m for m in errors if m.startswith("failed on teardown")]
+    if "failure" in tags:
+        outcome = "failed"
+    elif len(errors) > len(teardown):
+        outcome = "error"
+    elif "skipped" in tags:
+        skip = next(e for e in elements if e.tag == "skipped")
+        outcome = "xfailed" if skip.get("type") == "pytest.xfail" else "skipped"
+    else:
+        outcome = "passed"
+    return outcome + " + teardown error" if teardown else outcome
+
+
+# -- comparing and reporting ---------------------------------------------------
+
+
+def compare(project: Project, plain: RunResult, pexen: RunResult) -> Comparison:
+    result = Comparison(project, plain, pexen)
+    for label, run in (("plain", plain), ("pexen", pexen)):
+        if run.problem:
+            result.mismatches.append(f"{label} run {run.problem} (exit {run.returncode}), see {run.log}")
+    if plain.returncode != pexen.returncode:
+        result.mismatches.append(f"exit code: plain {plain.returncode}, pexen {pexen.returncode}")
+    for key in sorted(plain.outcomes.keys() | pexen.outcomes.keys()):
+        before = plain.outcomes.get(key, "missing")
+        after = pexen.outcomes.get(key, "missing")
+        if before != after:
+            result.mismatches.append(f"{'::'.join(filter(None, key))}: plain {before}, pexen {after}")
+    return result
+
+
+def summary(outcomes: dict[tuple[str, str], str]) -> str:
+    counts: dict[str, int] = {}
+    for outcome in outcomes.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
+
+
+def report(comparison: Comparison) -> None:
+    plain, pexen = comparison.plain, comparison.pexen
+    status = "MISMATCH" if comparison.mismatches else "ok"
+    print(f"{comparison.project.key}: {status}")
+    print(f"  tests: {len(plain.outcomes)} ({summary(plain.outcomes)})")
+    print(f"  plain: {plain.seconds:6.1f}s  exit {plain.returncode}")
+    print(f"  pexen: {pexen.seconds:6.1f}s  exit {pexen.returncode}")
+    print(f"  mismatches: {len(comparison.mismatches)}")
+    for line in comparison.mismatches:
+        print(f"    {line}")
+    sys.stdout.flush()
+
+
+def check(project: Project, workers: int, rebuild: bool) -> Comparison:
+    project_dir(project).mkdir(parents=True, exist_ok=True)
+    (project_dir(project) / "setup.log").unlink(missing_ok=True)
+    sdist = download_sdist(project)
+    python = ensure_venv(project, sdist, rebuild)
+    plain = run_suite(python, sdist, project, "plain", ())
+    pexen = run_suite(python, sdist, project, "pexen", ("--pexen", f"--pexen-workers={workers}"))
+    return compare(project, plain, pexen)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("projects", nargs="*", metavar="project", help=f"default: all of {', '.join(PROJECTS)}")
+    parser.add_argument("--workers", type=int, default=2, help="--pexen-workers (default 2)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the venvs even if up to date")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.projects if name not in PROJECTS]
+    if unknown:
+        parser.error(f"unknown project(s): {', '.join(unknown)}; known: {', '.join(PROJECTS)}")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    names = args.projects or list(PROJECTS)
+    mismatched: list[str] = []
+    broken: list[str] = []
+    for name in names:
+        project = PROJECTS[name]
+        try:
+            comparison = check(project, args.workers, args.rebuild)
+        except SetupError as error:
+            print(f"{project.key}: SETUP FAILED: {error}")
+            broken.append(project.key)
+            continue
+        report(comparison)
+        if comparison.mismatches:
+            mismatched.append(project.key)
+    print(f"\n{len(names)} project(s): {len(mismatched)} with mismatches, {len(broken)} not set up")
+    if broken:
+        return 2
+    return 1 if mismatched else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
