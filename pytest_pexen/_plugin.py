@@ -191,6 +191,10 @@ class PexenSession:
             return True
         assert self._planner is not None
         items = session.items
+        for item in items:
+            # Computed once here, the workers inherit it; else both the
+            # worker (for its reports) and the controller (to log) would.
+            item.location
         size = min(self._workers, len(items)) or 1
         loop = RunLoop(
             session,

@@ -1,10 +1,10 @@
 """Worker pools: where tasks run, and nothing about what they mean.
 
-A pool is driven through four verbs: :meth:`assign` task indices to a
+A pool is driven through a few verbs: :meth:`assign` task indices to a
 worker, :meth:`wait` for events, :meth:`shutdown` when no more work is
 coming, :meth:`close` to end everything now. It knows nothing of tags or
-pytest: a worker is a process running the *target* function given to the
-pool, speaking a tiny message protocol over a pipe.
+pytest: a worker runs the *target* function given to the pool with a
+:class:`Channel`, speaking a tiny message protocol.
 
 Messages, controller to worker: ``("run", [index, ...])``, ``("stop", drop)``.
 Worker to controller: ``("done", index, payload)``, ``("late", index, payload)``,
@@ -13,18 +13,22 @@ Worker to controller: ``("done", index, payload)``, ``("late", index, payload)``
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
 import os
+import selectors
+import signal
 import sys
+import traceback
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Union
 
+from ._channel import Channel
 from ._errors import PexenError
 
-Connection = multiprocessing.connection.Connection
-WorkerTarget = Callable[[Connection], None]
+WorkerTarget = Callable[[Channel], None]
+
+#: How often a pool without pidfd support checks for dead workers.
+_REAP_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -83,27 +87,27 @@ class Pool(Protocol):
     def close(self) -> None: ...
 
 
-class _Worker:
-    def __init__(self, name: str, process: multiprocessing.process.BaseProcess, conn: Connection):
-        self.name = name
-        self.process = process
-        self.conn = conn
-        self.queue: deque[int] = deque()
-
-
 def exit_description(exitcode: int | None) -> str:
     """Human words for a worker's exit code ("killed by signal 9 (SIGKILL)")."""
     if exitcode is None:
         return "exit status unknown"
     if exitcode < 0:
-        import signal
-
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             return f"killed by signal {-exitcode}"
         return f"killed by signal {-exitcode} ({name})"
     return f"exited with code {exitcode}"
+
+
+class _Worker:
+    def __init__(self, name: str, pid: int, channel: Channel, pidfd: int | None) -> None:
+        self.name = name
+        self.pid = pid
+        self.channel = channel
+        self.pidfd = pidfd
+        self.queue: deque[int] = deque()
+        self.exitcode: int | None = None
 
 
 class ProcessPool:
@@ -122,35 +126,47 @@ class ProcessPool:
                 "the process pool needs os.fork(), which this platform lacks; "
                 "pytest-pexen runs on Linux and other POSIX systems"
             )
-        self._context = multiprocessing.get_context("fork")
         self._target = target
         self._workers: dict[str, _Worker] = {}
+        self._selector = selectors.DefaultSelector()
         self._spawned = 0
         self._stopping = False
+        self._has_pidfd = hasattr(os, "pidfd_open")
         for _ in range(size):
             self._spawn()
 
     def _spawn(self) -> None:
         name = f"w{self._spawned}"
         self._spawned += 1
-        ours, theirs = self._context.Pipe(duplex=True)
-        # Our ends of every pipe must be closed in the child, or a worker would
-        # not see end-of-file when the controller dies.
-        inherited = [w.conn for w in self._workers.values()] + [ours]
+        ours, theirs = Channel.pair()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        process = self._context.Process(
-            target=_child_main,
-            args=(self._target, theirs, inherited),
-            name=f"pexen-{name}",
-            daemon=True,
-        )
-        process.start()
+        pid = os.fork()
+        if pid == 0:
+            # Our ends of every channel must be closed in the child, or a
+            # worker would not see end-of-file when the controller dies.
+            ours.close()
+            for other in self._workers.values():
+                other.channel.close()
+                if other.pidfd is not None:
+                    os.close(other.pidfd)
+            self._selector.close()
+            _child_main(self._target, theirs)
         theirs.close()
-        self._workers[name] = _Worker(name, process, ours)
+        pidfd = None
+        if self._has_pidfd:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                self._has_pidfd = False
+        worker = _Worker(name, pid, ours, pidfd)
+        self._workers[name] = worker
+        self._selector.register(ours, selectors.EVENT_READ, (worker, "channel"))
+        if pidfd is not None:
+            self._selector.register(pidfd, selectors.EVENT_READ, (worker, "exit"))
 
     def assigned(self) -> dict[str, tuple[int, ...]]:
         """Each worker's tasks, the running one (if any) first."""
@@ -159,82 +175,122 @@ class ProcessPool:
     def assign(self, worker: str, indices: list[int]) -> None:
         handle = self._workers[worker]
         handle.queue.extend(indices)
-        try:
-            handle.conn.send(("run", indices))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it died; wait() reports it with these tasks
+        self._send(handle, ("run", indices))
 
     def wait(self, timeout: float | None) -> list[Event]:
         if not self._workers:
             return []
-        waitables: dict[Any, _Worker] = {}
-        for handle in self._workers.values():
-            waitables[handle.conn] = handle
-            waitables[handle.process.sentinel] = handle
+        if not self._has_pidfd:
+            timeout = _REAP_INTERVAL if timeout is None else min(timeout, _REAP_INTERVAL)
         events: list[Event] = []
-        ready = multiprocessing.connection.wait(list(waitables), timeout)
-        for handle in dict.fromkeys(waitables[r] for r in ready):
-            events.extend(self._drain(handle))
+        exited: list[_Worker] = []
+        for key, _ in self._selector.select(timeout):
+            worker, what = key.data
+            if what == "channel":
+                events.extend(self._read(worker))
+                if worker.channel.closed:
+                    self._selector.unregister(worker.channel)
+                    if worker.pidfd is None:
+                        exited.append(worker)
+            elif worker not in exited:
+                exited.append(worker)
+        if not self._has_pidfd:
+            exited.extend(w for w in self._workers.values() if w not in exited and self._exited(w, block=False))
+        for worker in exited:
+            events.extend(self._reap(worker))
         return events
 
-    def _drain(self, handle: _Worker) -> list[Event]:
+    def _read(self, worker: _Worker) -> list[Event]:
         events: list[Event] = []
+        for kind, index, payload in worker.channel.receive():
+            if kind == "done":
+                assert worker.queue and worker.queue[0] == index, (worker.queue, index)
+                worker.queue.popleft()
+                events.append(Finished(worker.name, index, payload))
+            elif kind == "dropped":
+                for dropped in payload:
+                    worker.queue.remove(dropped)
+                events.append(Dropped(worker.name, tuple(payload)))
+            else:
+                events.append(Late(worker.name, index, payload))
+        return events
+
+    def _exited(self, worker: _Worker, block: bool) -> bool:
+        if worker.exitcode is not None:
+            return True
         try:
-            while handle.conn.poll():
-                kind, index, payload = handle.conn.recv()
-                if kind == "done":
-                    assert handle.queue and handle.queue[0] == index, (handle.queue, index)
-                    handle.queue.popleft()
-                    events.append(Finished(handle.name, index, payload))
-                elif kind == "dropped":
-                    for dropped in payload:
-                        handle.queue.remove(dropped)
-                    events.append(Dropped(handle.name, tuple(payload)))
-                else:
-                    events.append(Late(handle.name, index, payload))
-        except (EOFError, OSError):
-            pass
-        else:
-            if handle.process.is_alive():
-                return events
-        handle.process.join()
-        handle.conn.close()
-        del self._workers[handle.name]
-        queue = tuple(handle.queue)
-        if self._stopping and not queue and handle.process.exitcode == 0:
-            events.append(Gone(handle.name))
+            pid, status = os.waitpid(worker.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            worker.exitcode = None
+            return True
+        if pid == 0:
+            return False
+        worker.exitcode = os.waitstatus_to_exitcode(status)
+        return True
+
+    def _reap(self, worker: _Worker) -> list[Event]:
+        """A worker's process ended: read what it left, then report it."""
+        events = [] if worker.channel.closed else self._read(worker)
+        self._exited(worker, block=True)
+        self._forget(worker)
+        queue = tuple(worker.queue)
+        if self._stopping and not queue and worker.exitcode == 0:
+            events.append(Gone(worker.name))
             return events
-        events.append(
-            Lost(handle.name, queue[0] if queue else None, queue[1:], handle.process.exitcode)
-        )
+        events.append(Lost(worker.name, queue[0] if queue else None, queue[1:], worker.exitcode))
         if not self._stopping:
             self._spawn()
         return events
 
+    def _forget(self, worker: _Worker) -> None:
+        for fileobj in (worker.channel, worker.pidfd):
+            if fileobj is not None:
+                try:
+                    self._selector.unregister(fileobj)
+                except (KeyError, ValueError):
+                    pass
+        worker.channel.close()
+        if worker.pidfd is not None:
+            os.close(worker.pidfd)
+        del self._workers[worker.name]
+
+    def _send(self, worker: _Worker, message: Any) -> None:
+        try:
+            worker.channel.send(message)
+        except OSError:
+            pass  # it died; wait() reports it with its tasks
+
     def shutdown(self, drop_queued: bool) -> None:
         """Ask every worker to finish (or drop) its queue and exit."""
         self._stopping = True
-        for handle in self._workers.values():
-            try:
-                handle.conn.send(("stop", drop_queued))
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+        for worker in self._workers.values():
+            self._send(worker, ("stop", drop_queued))
 
     def close(self) -> None:
         """End every worker now (used on errors and interrupts)."""
-        for handle in self._workers.values():
-            if handle.process.is_alive():
-                handle.process.kill()
-        for handle in self._workers.values():
-            handle.process.join()
-            handle.conn.close()
-        self._workers.clear()
+        for worker in list(self._workers.values()):
+            if not self._exited(worker, block=False):
+                try:
+                    os.kill(worker.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._exited(worker, block=True)
+            self._forget(worker)
+        self._selector.close()
 
     def __len__(self) -> int:
         return len(self._workers)
 
 
-def _child_main(target: WorkerTarget, conn: Connection, inherited: list[Connection]) -> None:
-    for other in inherited:
-        other.close()
-    target(conn)
+def _child_main(target: WorkerTarget, channel: Channel) -> None:
+    """Run *target* in a forked child and never return into the parent's code."""
+    code = 0
+    try:
+        target(channel)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        code = 70
+    finally:
+        os._exit(code)

@@ -48,6 +48,9 @@ class RunLoop:
         known = [durations[i.nodeid] for i in items if i.nodeid in durations]
         self._typical = sum(known) / len(known) if known else None
         self.exit_request: tuple[str, int | None] | None = None
+        # With -x/--maxfail, a test queued behind a failing one would run
+        # before the stop reaches its worker: feed one test at a time.
+        self._stop_on_failure = bool(session.config.getoption("maxfail", 0))
 
     def run(self) -> None:
         self._report_blocked()
@@ -85,7 +88,7 @@ class RunLoop:
 
     def _depth(self) -> int:
         """How many tasks a worker should hold, the running one included."""
-        if self._typical is None or self._typical >= PREFETCH_SECONDS:
+        if self._stop_on_failure or self._typical is None or self._typical >= PREFETCH_SECONDS:
             return 1
         return min(MAX_QUEUED, 1 + int(PREFETCH_SECONDS / max(self._typical, 1e-6)))
 

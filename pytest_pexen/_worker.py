@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from _pytest.runner import CallInfo
 
-from ._pool import Connection
+from ._channel import Channel
 
 #: A warning as it crosses the process boundary.
 WarningData = tuple[str, Any, str, int, "str | None", str, str, Any]
@@ -123,7 +123,7 @@ def _fresh_capture(config: pytest.Config) -> None:
     capman.suspend_global_capture()
 
 
-def run_worker(session: pytest.Session, conn: Connection) -> None:
+def run_worker(session: pytest.Session, channel: Channel) -> None:
     """The worker's whole life: receive indices, run items, send reports."""
     relay = _become_worker(session.config)
     items = session.items
@@ -132,24 +132,27 @@ def run_worker(session: pytest.Session, conn: Connection) -> None:
     unfinished: int | None = None  # ran with only its own fixtures torn down
 
     while True:
-        try:
-            while not stopping and (not queue or conn.poll()):
-                message = conn.recv()
+        if not stopping:
+            try:
+                messages = channel.receive(wait=not queue)
+            except EOFError:
+                os._exit(1)  # the controller is gone; nobody would read our reports
+            for message in messages:
                 if message[0] == "run":
                     queue.extend(message[1])
                 else:
                     stopping = True
                     if message[1]:
                         dropped, queue = list(queue), deque()
-                        conn.send(("dropped", None, dropped))
-        except (EOFError, OSError):
-            os._exit(1)  # the controller is gone; nobody would read our reports
+                        channel.send(("dropped", None, dropped))
         if not queue:
-            break
+            if stopping:
+                break
+            continue
         index = queue.popleft()
         item = items[index]
         if unfinished is not None:
-            _finish_teardown(session, items[unfinished], unfinished, item, relay, conn)
+            _finish_teardown(session, items[unfinished], unfinished, item, relay, channel)
             unfinished = None
         if queue:
             nextitem = items[queue[0]]
@@ -160,14 +163,13 @@ def run_worker(session: pytest.Session, conn: Connection) -> None:
             nextitem = item.parent
             unfinished = index
         payload = _run_item(session, item, nextitem, relay)
-        conn.send(("done", index, payload))
+        channel.send(("done", index, payload))
         if "exit" in payload:
             stopping = True
             queue.clear()
     if unfinished is not None:
-        _finish_teardown(session, items[unfinished], unfinished, None, relay, conn)
-    conn.close()
-    os._exit(0)
+        _finish_teardown(session, items[unfinished], unfinished, None, relay, channel)
+    channel.close()
 
 
 def _run_item(
@@ -194,7 +196,7 @@ def _finish_teardown(
     index: int,
     nextitem: pytest.Item | None,
     relay: _ReportRelay,
-    conn: Connection,
+    channel: Channel,
 ) -> None:
     """Tear down what *item* left standing that *nextitem* does not need.
 
@@ -221,4 +223,4 @@ def _finish_teardown(
     if call.excinfo is None:
         return
     report = item.ihook.pytest_runtest_makereport(item=item, call=call)
-    conn.send(("late", index, relay.serialize(report)))
+    channel.send(("late", index, relay.serialize(report)))
