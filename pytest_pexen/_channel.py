@@ -36,7 +36,11 @@ class Channel:
         return self._sock.fileno()
 
     def send(self, message: Any) -> None:
-        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        """Send *message*; values that cannot be pickled travel as their repr()."""
+        try:
+            data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            data = pickle.dumps(_picklable(message), pickle.HIGHEST_PROTOCOL)
         self._sock.sendall(_LENGTH.pack(len(data)) + data)
 
     def receive(self, wait: bool = False) -> list[Any]:
@@ -85,3 +89,19 @@ class Channel:
             offset = end
         del buffer[:offset]
         return messages
+
+
+def _picklable(value: Any) -> Any:
+    """*value* with every part that cannot be pickled replaced by its repr()."""
+    if isinstance(value, dict):
+        return {_picklable(k): _picklable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_picklable(v) for v in value)
+    try:
+        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return f"<unrepresentable {type(value).__name__}>"
+    return value

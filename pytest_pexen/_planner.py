@@ -161,13 +161,21 @@ class Planner:
         return dependents
 
     def _critical_path(self, durations: Mapping[str, float]) -> dict[str, float]:
-        """Length of the longest chain of work that starts with each task."""
+        """For tasks that others depend on: the longest chain of work they start.
+
+        Tasks nothing depends on rank 0, so they keep collection order among
+        themselves, as in a plain pytest run (tests that leak state into the
+        next test behave the same).
+        """
         known = [durations[t] for t in self._tasks if t in durations]
         default = sum(known) / len(known) if known else 1.0
+        chain: dict[str, float] = {}
         rank: dict[str, float] = {}
         for task_id in reversed(self._static_order):
-            tail = max((rank[d] for d in self._dependents[task_id]), default=0.0)
-            rank[task_id] = durations.get(task_id, default) + tail
+            dependents = self._dependents[task_id]
+            tail = max((chain[d] for d in dependents), default=0.0)
+            chain[task_id] = durations.get(task_id, default) + tail
+            rank[task_id] = chain[task_id] if dependents else 0.0
         return rank
 
     # -- driving the run ------------------------------------------------

@@ -195,6 +195,10 @@ class PexenSession:
             # Computed once here, the workers inherit it; else both the
             # worker (for its reports) and the controller (to log) would.
             item.location
+        tmp_path_factory = getattr(session.config, "_tmp_path_factory", None)
+        if tmp_path_factory is not None:
+            # Made lazily, it would be made (and emptied) by each worker.
+            tmp_path_factory.getbasetemp()
         size = min(self._workers, len(items)) or 1
         loop = RunLoop(
             session,

@@ -20,7 +20,7 @@ import sys
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Callable, Protocol, Sequence, Union
 
 from ._channel import Channel
 from ._errors import PexenError
@@ -59,12 +59,17 @@ class Dropped:
 
 @dataclass(frozen=True)
 class Lost:
-    """A worker died: *running* was in progress, *queued* never started."""
+    """A worker died: *running* was in progress, *queued* never started.
+
+    *last* is the task it finished last: with nothing running, the worker
+    died after it (e.g. tearing down fixtures that task left standing).
+    """
 
     worker: str
     running: int | None
     queued: tuple[int, ...]
     exitcode: int | None
+    last: int | None
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ Event = Union[Finished, Late, Dropped, Lost, Gone]
 class Pool(Protocol):
     """What the run loop needs of a pool; every pool kind provides this."""
 
-    def assigned(self) -> dict[str, tuple[int, ...]]: ...
+    def assigned(self) -> dict[str, Sequence[int]]: ...
     def assign(self, worker: str, indices: list[int]) -> None: ...
     def wait(self, timeout: float | None) -> list[Event]: ...
     def shutdown(self, drop_queued: bool) -> None: ...
@@ -107,6 +112,7 @@ class _Worker:
         self.channel = channel
         self.pidfd = pidfd
         self.queue: deque[int] = deque()
+        self.last: int | None = None
         self.exitcode: int | None = None
 
 
@@ -168,9 +174,9 @@ class ProcessPool:
         if pidfd is not None:
             self._selector.register(pidfd, selectors.EVENT_READ, (worker, "exit"))
 
-    def assigned(self) -> dict[str, tuple[int, ...]]:
-        """Each worker's tasks, the running one (if any) first."""
-        return {name: tuple(w.queue) for name, w in self._workers.items()}
+    def assigned(self) -> dict[str, Sequence[int]]:
+        """Each worker's tasks, the running one (if any) first (read-only)."""
+        return {name: w.queue for name, w in self._workers.items()}
 
     def assign(self, worker: str, indices: list[int]) -> None:
         handle = self._workers[worker]
@@ -206,6 +212,7 @@ class ProcessPool:
             if kind == "done":
                 assert worker.queue and worker.queue[0] == index, (worker.queue, index)
                 worker.queue.popleft()
+                worker.last = index
                 events.append(Finished(worker.name, index, payload))
             elif kind == "dropped":
                 for dropped in payload:
@@ -237,7 +244,8 @@ class ProcessPool:
         if self._stopping and not queue and worker.exitcode == 0:
             events.append(Gone(worker.name))
             return events
-        events.append(Lost(worker.name, queue[0] if queue else None, queue[1:], worker.exitcode))
+        running = queue[0] if queue else None
+        events.append(Lost(worker.name, running, queue[1:], worker.exitcode, worker.last))
         if not self._stopping:
             self._spawn()
         return events

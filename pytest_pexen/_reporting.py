@@ -12,7 +12,12 @@ from typing import Any, Sequence
 
 import pytest
 
-from ._worker import WarningData
+from ._worker import WarningData, junitxml_of
+
+try:
+    from _pytest import subtests as _subtests
+except ImportError:  # pytest < 9
+    _subtests = None  # type: ignore[assignment]
 
 
 class Reporter:
@@ -24,9 +29,14 @@ class Reporter:
     def finished(self, item: pytest.Item, payload: dict[str, Any]) -> list[pytest.TestReport]:
         """Report a test a worker ran; returns its reports."""
         reports = [self.load(data) for data in payload["reports"]]
+        self._count_failed_subtests(reports)
         self._emit(item, reports)
         for data in payload["warnings"]:
             self._warning(data)
+        xml = junitxml_of(self._config)
+        for name, value in payload.get("suite_properties", ()):
+            if xml is not None:
+                xml.add_global_property(name, value)
         return reports
 
     def late(self, item: pytest.Item, data: dict[str, Any]) -> pytest.TestReport:
@@ -55,6 +65,28 @@ class Reporter:
         ]
         self._emit(item, reports)
         return reports
+
+    def _count_failed_subtests(self, reports: Sequence[pytest.TestReport]) -> None:
+        """Tell pytest's subtests support (pytest >= 9) what failed in the worker.
+
+        It counts failed subtests where they run and fails the enclosing
+        test when that test's report is shown, which happens here.
+        """
+        if _subtests is None:
+            return
+        for report in reports:
+            if isinstance(report, _subtests.SubtestReport) and report.failed:
+                self._config.stash[_subtests.failed_subtests_key][report.nodeid] += 1
+
+    def crashed_after(self, item: pytest.Item, what: str) -> pytest.TestReport:
+        """A worker died after *item*, its last test, had been reported."""
+        message = (
+            "worker crashed after this test, while tearing down the fixtures "
+            f"it left (module, class or session scope): {what}"
+        )
+        report = self._make(item, "teardown", "failed", message)
+        item.ihook.pytest_runtest_logreport(report=report)
+        return report
 
     def load(self, data: dict[str, Any]) -> pytest.TestReport:
         return self._config.hook.pytest_report_from_serializable(config=self._config, data=data)

@@ -120,11 +120,14 @@ class RunLoop:
         elif isinstance(event, Lost):
             for index in event.queued:
                 self._planner.give_back(self._items[index].nodeid)
+            what = f"worker {event.worker} {exit_description(event.exitcode)}"
             if event.running is not None:
                 item = self._items[event.running]
-                self._reporter.crashed(item, f"worker {event.worker} {exit_description(event.exitcode)}")
+                self._reporter.crashed(item, what)
                 self._planner.done(item.nodeid, "crashed")
                 self._report_blocked()
+            elif event.last is not None:
+                self._reporter.crashed_after(self._items[event.last], what)
         else:
             assert isinstance(event, Gone), event
 

@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 import pytest
+from _pytest.junitxml import xml_key
 from _pytest.runner import CallInfo
 
 from ._channel import Channel
@@ -37,6 +38,7 @@ class _ReportRelay:
         self._config = config
         self.reports: list[dict[str, Any]] = []
         self.warnings: list[WarningData] = []
+        self._suite_properties = 0
 
     def serialize(self, report: pytest.TestReport) -> dict[str, Any]:
         return self._config.hook.pytest_report_to_serializable(config=self._config, report=report)
@@ -68,9 +70,20 @@ class _ReportRelay:
         )
 
     def take(self) -> dict[str, Any]:
-        payload = {"reports": self.reports, "warnings": self.warnings}
+        payload: dict[str, Any] = {"reports": self.reports, "warnings": self.warnings}
         self.reports, self.warnings = [], []
+        # record_testsuite_property() writes to this process's junitxml
+        # object, which writes no file here: pass the new ones on.
+        xml = junitxml_of(self._config)
+        if xml is not None and len(xml.global_properties) > self._suite_properties:
+            payload["suite_properties"] = xml.global_properties[self._suite_properties :]
+            self._suite_properties = len(xml.global_properties)
         return payload
+
+
+def junitxml_of(config: pytest.Config) -> Any:
+    """The session's ``--junitxml`` writer (a LogXML), if any."""
+    return config.stash.get(xml_key, None)
 
 
 class _MutedTerminal:
@@ -97,8 +110,10 @@ def _become_worker(config: pytest.Config) -> _ReportRelay:
     if terminal is not None:
         manager.unregister(terminal)
         manager.register(_MutedTerminal(terminal), "terminalreporter")
-    xml = getattr(config, "_xml", None)
+    xml = junitxml_of(config)
     if xml is not None and manager.is_registered(xml):
+        # Kept (record_testsuite_property writes to it) but deaf: the
+        # controller writes the file.
         manager.unregister(xml)
     _fresh_capture(config)
     relay = _ReportRelay(config)
@@ -222,5 +237,14 @@ def _finish_teardown(
                 item.add_report_section("teardown", "stderr", err)
     if call.excinfo is None:
         return
-    report = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    # The protocol cleared the item's request; plugins making the report may
+    # still look at its fixture values, as they can in a teardown phase.
+    restore = getattr(item, "funcargs", {}) is None
+    if restore:
+        item.funcargs = {}
+    try:
+        report = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    finally:
+        if restore:
+            item.funcargs = None
     channel.send(("late", index, relay.serialize(report)))

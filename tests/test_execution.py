@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -347,3 +348,123 @@ def test_without_pexen_nothing_changes(suite, run, events):
 def test_pexen_is_loaded_through_its_entry_point(pytester):
     result = pytester.runpytest_subprocess("--help")
     result.stdout.fnmatch_lines(["*pytest-pexen*", "*--pexen *", "*--pexen-workers=N|auto*", "*--pexen-no-pull*"])
+
+
+def test_values_that_cannot_be_pickled_travel_as_repr(suite, run):
+    suite(
+        test_unpicklable='''
+        def test_property(record_property):
+            record_property("callback", lambda: None)
+        '''
+    )
+    run("--pexen", "--junitxml=out.xml").assert_outcomes(passed=1)
+
+
+@pytest.mark.skipif(not hasattr(pytest, "Subtests"), reason="pytest < 9 has no built-in subtests")
+def test_failed_subtests_fail_their_test(suite, run):
+    suite(
+        test_sub='''
+        def test_with_subtests(subtests):
+            for i in range(3):
+                with subtests.test(i=i):
+                    assert i != 1
+        '''
+    )
+    plain = run()
+    pexen = run("--pexen")
+    assert pexen.parseoutcomes() == plain.parseoutcomes()
+    pexen.stdout.fnmatch_lines(["*contains 1 failed subtest*"])
+
+
+def test_late_teardown_error_survives_plugins_reading_funcargs(pytester, suite, run):
+    pytester.path.joinpath("conftest.py").write_text(
+        pytester.path.joinpath("conftest.py").read_text()
+        + textwrap.dedent(
+            """
+            @pytest.hookimpl(wrapper=True)
+            def pytest_runtest_makereport(item, call):
+                report = yield
+                item.funcargs.get("anything")
+                return report
+            """
+        )
+    )
+    suite(
+        test_late='''
+        import time, pytest
+
+        @pytest.fixture(scope="module")
+        def resource():
+            yield
+            raise RuntimeError("module teardown failed")
+
+        def test_a(resource):
+            time.sleep(0.2)
+        '''
+    )
+    result = run("--pexen", "--pexen-workers=1")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: module teardown failed*"])
+
+
+def test_worker_dying_after_its_last_test_is_reported(suite, run):
+    suite(
+        test_dies_late='''
+        import os, time, pytest
+
+        @pytest.fixture(scope="module")
+        def resource():
+            yield
+            os._exit(3)
+
+        def test_a(resource):
+            time.sleep(0.2)
+        '''
+    )
+    result = run("--pexen", "--pexen-workers=1")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*worker crashed after this test*exited with code 3*"])
+
+
+def test_workers_share_one_basetemp(pytester, suite, run):
+    suite(
+        test_tmp='''
+        import time, pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_file_survives(tmp_path, n):
+            path = tmp_path / "data.txt"
+            path.write_text("hello")
+            time.sleep(0.3)
+            assert path.read_text() == "hello"
+        '''
+    )
+    run("--pexen", "--pexen-workers=2", f"--basetemp={pytester.path / 'bt'}").assert_outcomes(passed=4)
+
+
+def test_suite_properties_reach_junitxml(pytester, suite, run):
+    suite(
+        test_prop='''
+        def test_a(record_testsuite_property):
+            record_testsuite_property("build", "42")
+        '''
+    )
+    run("--pexen", "--junitxml=out.xml").assert_outcomes(passed=1)
+    properties = ET.parse(pytester.path / "out.xml").getroot().iter("property")
+    assert [(p.get("name"), p.get("value")) for p in properties] == [("build", "42")]
+
+
+def test_tests_may_use_multiprocessing(suite, run):
+    suite(
+        test_mp='''
+        import multiprocessing
+
+        def square(x):
+            return x * x
+
+        def test_pool():
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                assert pool.map(square, range(4)) == [0, 1, 4, 9]
+        '''
+    )
+    run("--pexen").assert_outcomes(passed=1)

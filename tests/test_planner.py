@@ -98,9 +98,20 @@ def test_longest_chain_first_among_equal_priority():
 
 
 def test_known_durations_shape_the_critical_path():
-    tasks = [Task("long"), Task("head", provides=("1",)), Task("tail", requires=(("1",),))]
-    durations = {"long": 10.0, "head": 1.0, "tail": 1.0}
-    assert Planner(tasks, durations=durations).take(1) == ["long"]
+    tasks = [
+        Task("short-head", provides=("s",)),
+        Task("short-tail", requires=(("s",),)),
+        Task("long-head", provides=("l",)),
+        Task("long-tail", requires=(("l",),)),
+    ]
+    durations = {"short-head": 1.0, "short-tail": 1.0, "long-head": 1.0, "long-tail": 10.0}
+    assert Planner(tasks, durations=durations).take(1) == ["long-head"]
+
+
+def test_independent_tests_keep_collection_order_whatever_their_duration():
+    tasks = [Task("quick"), Task("slow"), Task("head", provides=("x",)), Task("tail", requires=(("x",),))]
+    planner = Planner(tasks, durations={"quick": 0.1, "slow": 9.0, "head": 0.1, "tail": 0.1})
+    assert planner.take(3) == ["head", "quick", "slow"]
 
 
 def test_unknown_tag_is_an_error_naming_tag_and_tests():
