@@ -2,10 +2,14 @@
 
 For each project in :data:`PROJECTS` this script downloads the pinned sdist,
 builds a throwaway virtualenv under ``.bench-cache/`` (the project, its test
-dependencies, pytest and this repository's pytest-pexen), then runs the
-project's own suite twice from a freshly extracted copy of the sdist: once
-with plain pytest, once with ``--pexen --pexen-workers=N``. Both runs write
-JUnit XML; every test's outcome must be the same in both.
+dependencies, pytest and this repository's pytest-pexen, editable), then runs
+the project's own suite twice from a freshly extracted copy of the sdist:
+once with plain pytest, once with ``--pexen --pexen-workers=N``. Both runs
+write JUnit XML; every test's outcome must be the same in both.
+
+The sdists are extracted under the system's temporary directory, not under
+``.bench-cache/``: inside this repository pytest would take this repository's
+``pyproject.toml`` as the configuration of a project that has none of its own.
 
 Usage::
 
@@ -20,10 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import venv
 import xml.etree.ElementTree as ET
@@ -32,9 +38,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".bench-cache"
+SOURCES = Path(tempfile.gettempdir()) / "pexen-parity"
 PYTEST = "pytest==9.0.3"
 RUN_TIMEOUT = 900.0
 BASE_ARGS = ("-p", "no:cacheprovider", "-q")
+#: pytest's closing line, e.g. "3 failed, 70 passed, 2 subtests passed in 1.20s".
+SUMMARY_LINE = re.compile(r"^=*\s*(\d+ [a-z ]+(?:, \d+ [a-z ]+)*) in [\d.]+s\b.*$")
+#: Summary counts that may differ between the runs without a test's outcome
+#: differing: a warning shown "once" is shown once per process.
+NOT_OUTCOMES = frozenset({"warning", "warnings"})
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,8 @@ PROJECTS: dict[str, Project] = {
             "packaging",
             "26.3",
             deps=("hypothesis==6.170.15", "pretend==1.0.9", "tomli-w==1.2.0"),
+            # 51,000 parametrized version cases would take the run past a minute.
+            args=("--ignore=tests/test_version.py",),
         ),
         Project(
             "attrs",
@@ -75,11 +90,18 @@ PROJECTS: dict[str, Project] = {
         Project(
             "python-dateutil",
             "4.0.0",
-            deps=("hypothesis==6.170.15", "freezegun==1.5.5", "attrs==26.1.0"),
+            # Its conftest marks items no_cover, a marker pytest-cov registers.
+            deps=(
+                "hypothesis==6.170.15",
+                "freezegun==1.5.5",
+                "attrs==26.1.0",
+                "pytest-cov==7.1.0",
+            ),
         ),
+        # 0.9 adds a C extension whose absence its conftest turns into errors.
         Project(
             "wcwidth",
-            "0.9.4",
+            "0.8.5",
             deps=("pytest-cov==7.1.0", "coverage==7.17.3"),
         ),
     )
@@ -94,6 +116,7 @@ class RunResult:
     seconds: float
     outcomes: dict[tuple[str, str], str]
     log: Path
+    counts: dict[str, int] = field(default_factory=dict)
     problem: str | None = None
 
 
@@ -114,12 +137,12 @@ class SetupError(Exception):
 # -- environment -----------------------------------------------------------
 
 
-def run_checked(command: list[str], log: Path, cwd: Path | None = None) -> None:
+def run_checked(command: list[str], log: Path) -> None:
     """Run a setup command, appending its output to *log*; raise on failure."""
     with log.open("a") as out:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
-        done = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
     if done.returncode != 0:
         raise SetupError(f"{' '.join(command[:4])} ... failed (exit {done.returncode}), see {log}")
 
@@ -179,7 +202,7 @@ def ensure_venv(project: Project, sdist: Path, rebuild: bool) -> Path:
 
 def extract_fresh(sdist: Path, project: Project) -> Path:
     """A pristine copy of the sdist's source tree; returns its root."""
-    target = project_dir(project) / "src"
+    target = SOURCES / project.key
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     with tarfile.open(sdist) as archive:
@@ -214,15 +237,33 @@ def run_suite(
             )
             returncode = done.returncode
         except subprocess.TimeoutExpired:
-            return RunResult(-1, time.monotonic() - started, {}, log, f"timed out after {RUN_TIMEOUT:.0f}s")
+            seconds = time.monotonic() - started
+            return RunResult(-1, seconds, {}, log, problem=f"timed out after {RUN_TIMEOUT:.0f}s")
     seconds = time.monotonic() - started
+    counts = parse_summary(log)
     if not junit.is_file():
-        return RunResult(returncode, seconds, {}, log, "wrote no JUnit XML")
+        return RunResult(returncode, seconds, {}, log, counts, "wrote no JUnit XML")
     try:
         outcomes = parse_junit(junit)
     except ET.ParseError as error:
-        return RunResult(returncode, seconds, {}, log, f"unreadable JUnit XML: {error}")
-    return RunResult(returncode, seconds, outcomes, log)
+        return RunResult(returncode, seconds, {}, log, counts, f"unreadable JUnit XML: {error}")
+    return RunResult(returncode, seconds, outcomes, log, counts)
+
+
+def parse_summary(log: Path) -> dict[str, int]:
+    """The counts of pytest's closing line ("12 passed, 1 xfailed ...").
+
+    JUnit XML has no subtests; this line counts them.
+    """
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = SUMMARY_LINE.match(ANSI_ESCAPE.sub("", line).strip())
+        if match:
+            counts = {}
+            for part in match.group(1).split(", "):
+                number, word = part.split(" ", 1)
+                counts[word] = int(number)
+    return counts
 
 
 def parse_junit(path: Path) -> dict[tuple[str, str], str]:
@@ -268,14 +309,21 @@ def compare(project: Project, plain: RunResult, pexen: RunResult) -> Comparison:
     result = Comparison(project, plain, pexen)
     for label, run in (("plain", plain), ("pexen", pexen)):
         if run.problem:
-            result.mismatches.append(f"{label} run {run.problem} (exit {run.returncode}), see {run.log}")
+            result.mismatches.append(
+                f"{label} run {run.problem} (exit {run.returncode}), see {run.log}"
+            )
     if plain.returncode != pexen.returncode:
         result.mismatches.append(f"exit code: plain {plain.returncode}, pexen {pexen.returncode}")
+    for word in sorted(plain.counts.keys() | pexen.counts.keys()):
+        in_plain, in_pexen = plain.counts.get(word, 0), pexen.counts.get(word, 0)
+        if in_plain != in_pexen and word not in NOT_OUTCOMES:
+            result.mismatches.append(f"summary line: {in_plain} {word} plain, {in_pexen} pexen")
     for key in sorted(plain.outcomes.keys() | pexen.outcomes.keys()):
         before = plain.outcomes.get(key, "missing")
         after = pexen.outcomes.get(key, "missing")
         if before != after:
-            result.mismatches.append(f"{'::'.join(filter(None, key))}: plain {before}, pexen {after}")
+            name = "::".join(filter(None, key))
+            result.mismatches.append(f"{name}: plain {before}, pexen {after}")
     return result
 
 
@@ -286,13 +334,17 @@ def summary(outcomes: dict[tuple[str, str], str]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
 
 
+def closing_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {word}" for word, n in counts.items()) or "(no closing line)"
+
+
 def report(comparison: Comparison) -> None:
     plain, pexen = comparison.plain, comparison.pexen
     status = "MISMATCH" if comparison.mismatches else "ok"
     print(f"{comparison.project.key}: {status}")
     print(f"  tests: {len(plain.outcomes)} ({summary(plain.outcomes)})")
-    print(f"  plain: {plain.seconds:6.1f}s  exit {plain.returncode}")
-    print(f"  pexen: {pexen.seconds:6.1f}s  exit {pexen.returncode}")
+    for label, run in (("plain", plain), ("pexen", pexen)):
+        print(f"  {label}: {run.seconds:6.1f}s  exit {run.returncode}  {closing_line(run.counts)}")
     print(f"  mismatches: {len(comparison.mismatches)}")
     for line in comparison.mismatches:
         print(f"    {line}")
@@ -309,11 +361,25 @@ def check(project: Project, workers: int, rebuild: bool) -> Comparison:
     return compare(project, plain, pexen)
 
 
+def pexen_revision() -> str:
+    """The commit of the pytest-pexen under test, marked if it has local changes."""
+    command = ["git", "-C", str(REPO), "describe", "--always", "--dirty=+uncommitted changes"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return done.stdout.strip()
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("projects", nargs="*", metavar="project", help=f"default: all of {', '.join(PROJECTS)}")
+    parser.add_argument(
+        "projects", nargs="*", metavar="project", help=f"default: all of {', '.join(PROJECTS)}"
+    )
     parser.add_argument("--workers", type=int, default=2, help="--pexen-workers (default 2)")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the venvs even if up to date")
+    parser.add_argument(
+        "--rebuild", action="store_true", help="rebuild the venvs even if up to date"
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.projects if name not in PROJECTS]
     if unknown:
@@ -324,6 +390,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     names = args.projects or list(PROJECTS)
+    print(f"pytest-pexen {pexen_revision()}, {PYTEST}, --pexen-workers={args.workers}\n")
     mismatched: list[str] = []
     broken: list[str] = []
     for name in names:

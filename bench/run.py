@@ -43,6 +43,11 @@ TARGET_RATIO = 1.10
 IGNORED_COUNTS = frozenset({"warning", "warnings"})
 MARKER_LINE = "pexen: pytest-pexen scheduling metadata"
 
+#: Each test's (start, end) time.time(), by test name.
+Times = dict[str, tuple[float, float]]
+#: (provider, dependent, tag): *dependent* requires *tag*, which *provider* provides.
+Link = tuple[str, str, str]
+
 
 class BenchError(Exception):
     """A pytest run did not do what it must, so its timing means nothing."""
@@ -59,22 +64,27 @@ class Mode:
     args: tuple[str, ...]
 
 
-def modes(workers: int) -> list[Mode]:
-    return [
-        Mode("pytest", ()),
-        Mode(f"xdist -n {workers}", ("-p", "xdist.plugin", "-n", str(workers))),
-        Mode(
-            f"pexen --pexen-workers={workers}",
-            ("-p", "pytest_pexen._plugin", "--pexen", f"--pexen-workers={workers}"),
-        ),
-    ]
+PLAIN = Mode("pytest", ())
 
 
-def pytest_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a pytest subprocess: no autoloaded plugins, no addopts."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+def xdist_mode(workers: int) -> Mode:
+    return Mode(f"xdist -n {workers}", ("-p", "xdist.plugin", "-n", str(workers)))
+
+
+def pexen_mode(workers: int) -> Mode:
+    args = ("-p", "pytest_pexen._plugin", "--pexen", f"--pexen-workers={workers}")
+    return Mode(f"pexen --pexen-workers={workers}", args)
+
+
+def pytest_env(pycache: Path) -> dict[str, str]:
+    """The environment for pytest subprocesses: no autoloaded plugins, no
+    addopts, and bytecode written under *pycache* (so that it is reused after
+    the first run whatever PYTHONDONTWRITEBYTECODE says, and nothing is written
+    outside the benchmark's temporary directory)."""
+    unwanted = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in unwanted}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    env.update(extra or {})
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 
 
@@ -124,10 +134,11 @@ def rotated(items: Sequence[Mode], shift: int) -> list[Mode]:
     return [*items[shift:], *items[:shift]]
 
 
-def bench_throughput(root: Path, tests: int, repeat: int, workers: int) -> dict[str, list[float]]:
+def bench_throughput(
+    root: Path, env: Mapping[str, str], tests: int, repeat: int, workers: int
+) -> dict[str, list[float]]:
     """Wall times of each mode, *repeat* rounds after one untimed warm-up round."""
-    env = pytest_env()
-    all_modes = modes(workers)
+    all_modes = [PLAIN, xdist_mode(workers), pexen_mode(workers)]
     for mode in all_modes:
         run_pytest(root, mode, tests, env)
     times: dict[str, list[float]] = {mode.name: [] for mode in all_modes}
@@ -143,9 +154,9 @@ def bench_throughput(root: Path, tests: int, repeat: int, workers: int) -> dict[
 
 def print_throughput_table(times: dict[str, list[float]]) -> dict[str, float]:
     """Print the table; returns each mode's median relative to plain pytest."""
-    baseline = statistics.median(times["pytest"])
+    baseline = statistics.median(times[PLAIN.name])
     width = max(len(name) for name in times) + 2
-    print(f"  {'mode':<{width}}{'median s':>10}{'min s':>10}{'vs pytest':>11}")
+    print(f"  {'mode':<{width}}{'median s':>10}{'min s':>10}{'vs plain':>11}")
     ratios = {}
     for name, samples in times.items():
         median = statistics.median(samples)
@@ -173,7 +184,8 @@ def chain(lengths: Sequence[float]) -> list[Sleeper]:
     tests = []
     for step, seconds in enumerate(lengths, start=1):
         requires = (f"chain{step - 1}",) if step > 1 else ()
-        tests.append(Sleeper(f"test_chain_{step}", "test_3_chain", seconds, requires, (f"chain{step}",)))
+        name = f"test_chain_{step}"
+        tests.append(Sleeper(name, "test_3_chain", seconds, requires, (f"chain{step}",)))
     return tests
 
 
@@ -241,8 +253,9 @@ def _sleep_and_record(name: str, seconds: float) -> None:
 
 
 def sleeper_source(test: Sleeper) -> str:
+    marker = f"pexen(requires={list(test.requires)!r}, provides={list(test.provides)!r})"
     return (
-        f"\n\n@pytest.mark.pexen(requires={list(test.requires)!r}, provides={list(test.provides)!r})\n"
+        f"\n\n@pytest.mark.{marker}\n"
         f"def {test.name}():\n"
         f"    _sleep_and_record({test.name!r}, {test.seconds!r})\n"
     )
@@ -259,8 +272,8 @@ def write_dag_suite(root: Path, tests: Sequence[Sleeper]) -> None:
         (root / f"{module}.py").write_text(HELPER + body)
 
 
-def read_times(path: Path) -> dict[str, tuple[float, float]]:
-    times: dict[str, tuple[float, float]] = {}
+def read_times(path: Path) -> Times:
+    times: Times = {}
     for line in path.read_text().splitlines():
         name, start, end = line.split()
         if name in times:
@@ -269,7 +282,7 @@ def read_times(path: Path) -> dict[str, tuple[float, float]]:
     return times
 
 
-def edges(tests: Sequence[Sleeper]) -> list[tuple[str, str, str]]:
+def edges(tests: Sequence[Sleeper]) -> list[Link]:
     """(provider, dependent, tag) for every requirement of every test."""
     providers: dict[str, list[str]] = {}
     for test in tests:
@@ -283,7 +296,7 @@ def edges(tests: Sequence[Sleeper]) -> list[tuple[str, str, str]]:
     ]
 
 
-def critical_path(durations: Mapping[str, float], links: Sequence[tuple[str, str, str]]) -> float:
+def critical_path(durations: Mapping[str, float], links: Sequence[Link]) -> float:
     """Length of the longest chain of *durations* along the dependency *links*."""
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name in durations:
@@ -300,7 +313,8 @@ def critical_path(durations: Mapping[str, float], links: Sequence[tuple[str, str
     return max(finish.values())
 
 
-def order_violations(times: Mapping[str, tuple[float, float]], links: Sequence[tuple[str, str, str]]) -> list[str]:
+def order_violations(times: Times, links: Sequence[Link]) -> list[str]:
+    """Every dependent that started before one of its providers ended."""
     problems = []
     for provider, dependent, tag in links:
         started, ended = times[dependent][0], times[provider][1]
@@ -314,7 +328,8 @@ def order_violations(times: Mapping[str, tuple[float, float]], links: Sequence[t
 
 @dataclass(frozen=True)
 class DagResult:
-    tests: int
+    """What part 2 measured; times in seconds."""
+
     serial_seconds: float
     pexen_seconds: float
     makespan: float
@@ -329,29 +344,31 @@ class DagResult:
         return self.makespan / self.bound
 
 
-def timed_dag_run(root: Path, mode: Mode, tests: Sequence[Sleeper], label: str) -> tuple[float, dict[str, tuple[float, float]]]:
+def timed_dag_run(
+    root: Path, env: Mapping[str, str], mode: Mode, tests: Sequence[Sleeper]
+) -> tuple[float, Times]:
+    """Wall time of *mode* on the DAG suite, and each test's (start, end)."""
+    label = re.sub(r"\W+", "-", mode.name)
     times_file = root / f"times-{label}.txt"
-    env = pytest_env({TIMES_ENV: str(times_file)})
-    seconds = run_pytest(root, mode, len(tests), env)
+    seconds = run_pytest(root, mode, len(tests), {**env, TIMES_ENV: str(times_file)})
     times = read_times(times_file)
     if set(times) != {test.name for test in tests}:
         raise BenchError(f"{mode.name}: recorded tests differ from the suite: {sorted(times)}")
     return seconds, times
 
 
-def bench_dag(root: Path, workers: int) -> DagResult:
-    tests = dag_suite()
+def bench_dag(
+    root: Path, env: Mapping[str, str], tests: Sequence[Sleeper], workers: int
+) -> DagResult:
     write_dag_suite(root, tests)
-    plain, pexen = modes(workers)[0], modes(workers)[2]
-    serial_seconds, _ = timed_dag_run(root, plain, tests, "serial")
-    pexen_seconds, times = timed_dag_run(root, pexen, tests, "pexen")
+    serial_seconds, _ = timed_dag_run(root, env, PLAIN, tests)
+    pexen_seconds, times = timed_dag_run(root, env, pexen_mode(workers), tests)
     links = edges(tests)
     durations = {name: end - start for name, (start, end) in times.items()}
     work = sum(durations.values())
     critical = critical_path(durations, links)
     makespan = max(end for _, end in times.values()) - min(start for start, _ in times.values())
     return DagResult(
-        tests=len(tests),
         serial_seconds=serial_seconds,
         pexen_seconds=pexen_seconds,
         makespan=makespan,
@@ -368,16 +385,16 @@ def verdict(ratio: float) -> str:
 
 
 def print_dag(result: DagResult, workers: int) -> None:
+    bound = f"lower bound max({result.critical:.2f}, {result.work:.2f}/{workers})"
+    target = f"target <= {TARGET_RATIO:.2f}: {verdict(result.ratio)}"
+    order = "VIOLATED" if result.violations else "OK"
     rows = [
         ("plain pytest wall time (serial)", f"{result.serial_seconds:.2f} s"),
         (f"pexen wall time ({workers} workers)", f"{result.pexen_seconds:.2f} s"),
         ("pexen makespan (first start to last end)", f"{result.makespan:.2f} s"),
-        (
-            f"lower bound max({result.critical:.2f}, {result.work:.2f}/{workers})",
-            f"{result.bound:.2f} s",
-        ),
-        ("makespan / lower bound", f"{result.ratio:.3f} (target <= {TARGET_RATIO:.2f}: {verdict(result.ratio)})"),
-        ("dependency order", f"OK ({result.links} edges)" if not result.violations else "VIOLATED"),
+        (bound, f"{result.bound:.2f} s"),
+        ("makespan / lower bound", f"{result.ratio:.3f} ({target})"),
+        ("dependency order", f"{order} ({result.links} edges checked)"),
     ]
     width = max(len(label) for label, _ in rows) + 2
     for label, value in rows:
@@ -398,15 +415,45 @@ def positive(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tests", type=positive, default=2000, help="trivial tests (default 2000)")
-    parser.add_argument("--repeat", type=positive, default=5, help="timed rounds per mode (default 5)")
-    parser.add_argument("--workers", type=positive, default=2, help="xdist/pexen workers (default 2)")
+    add = parser.add_argument
+    add("--tests", type=positive, default=2000, help="trivial tests in part 1 (default 2000)")
+    add("--repeat", type=positive, default=5, help="timed rounds per mode in part 1 (default 5)")
+    add("--workers", type=positive, default=2, help="xdist/pexen workers, both parts (default 2)")
     return parser.parse_args(argv)
 
 
 def print_header() -> None:
-    versions = ", ".join(f"{name} {version(name)}" for name in ("pytest", "pytest-xdist", "pytest-pexen"))
+    names = ("pytest", "pytest-xdist", "pytest-pexen")
+    versions = ", ".join(f"{name} {version(name)}" for name in names)
     print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs")
+
+
+def run_parts(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, float], DagResult]:
+    trivial, dag = tmp / "trivial", tmp / "dag"
+    trivial.mkdir()
+    dag.mkdir()
+    env = pytest_env(tmp / "pycache")
+    rounds = f"{args.repeat} round{'s' if args.repeat != 1 else ''}"
+    print(f"\n[1] {args.tests} trivial tests, {rounds} after a warm-up round")
+    write_trivial_suite(trivial, args.tests)
+    times = bench_throughput(trivial, env, args.tests, args.repeat, args.workers)
+    ratios = print_throughput_table(times)
+    tests = dag_suite()
+    print(f"\n[2] DAG of {len(tests)} sleeping tests, {args.workers} workers")
+    result = bench_dag(dag, env, tests, args.workers)
+    print_dag(result, args.workers)
+    return ratios, result
+
+
+def print_summary(ratios: Mapping[str, float], result: DagResult) -> None:
+    others = {name: ratio for name, ratio in ratios.items() if name != PLAIN.name}
+    relative = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in others.items())
+    order = f"{len(result.violations)} VIOLATIONS" if result.violations else "OK"
+    print(
+        f"\nsummary: trivial-test wall time vs plain pytest: {relative}; "
+        f"DAG makespan {result.ratio:.3f}x its lower bound "
+        f"(target <= {TARGET_RATIO:.2f} {verdict(result.ratio)}); dependency order {order}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -414,25 +461,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_header()
     try:
         with tempfile.TemporaryDirectory(prefix="pexen-bench-") as tmp:
-            trivial, dag = Path(tmp, "trivial"), Path(tmp, "dag")
-            trivial.mkdir()
-            dag.mkdir()
-            print(f"\n[1] {args.tests} trivial tests, {args.repeat} rounds after a warm-up round")
-            write_trivial_suite(trivial, args.tests)
-            ratios = print_throughput_table(bench_throughput(trivial, args.tests, args.repeat, args.workers))
-            print(f"\n[2] DAG of sleeping tests, --pexen-workers={args.workers}")
-            result = bench_dag(dag, args.workers)
-            print_dag(result, args.workers)
+            ratios, result = run_parts(args, Path(tmp))
     except BenchError as error:
         print(f"\nbench: FAILED: {error}", file=sys.stderr)
         return 2
-    relative = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items() if name != "pytest")
-    order = "OK" if not result.violations else f"{len(result.violations)} VIOLATIONS"
-    print(
-        f"\nsummary: trivial tests vs plain pytest: {relative}; "
-        f"DAG makespan {result.ratio:.3f}x lower bound "
-        f"(target <= {TARGET_RATIO:.2f} {verdict(result.ratio)}); dependency order {order}"
-    )
+    print_summary(ratios, result)
     return 1 if result.violations else 0
 
 

@@ -93,15 +93,17 @@ class Channel:
 
 def _picklable(value: Any) -> Any:
     """*value* with every part that cannot be pickled replaced by its repr()."""
-    if isinstance(value, dict):
-        return {_picklable(k): _picklable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_picklable(v) for v in value)
     try:
         pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception:
-        try:
-            return repr(value)
-        except Exception:
-            return f"<unrepresentable {type(value).__name__}>"
-    return value
+        pass
+    else:
+        return value
+    if type(value) is dict:
+        return {_picklable(k): _picklable(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_picklable(v) for v in value)
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"

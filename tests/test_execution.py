@@ -468,3 +468,17 @@ def test_tests_may_use_multiprocessing(suite, run):
         '''
     )
     run("--pexen").assert_outcomes(passed=1)
+
+
+def test_unpicklable_values_inside_named_tuples(suite, run):
+    suite(
+        test_named='''
+        import collections
+
+        Pair = collections.namedtuple("Pair", "left right")
+
+        def test_property(record_property):
+            record_property("pair", Pair(lambda: None, 1))
+        '''
+    )
+    run("--pexen").assert_outcomes(passed=1)
