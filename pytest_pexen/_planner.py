@@ -17,10 +17,21 @@ progress can be observed (and, later, made durable).
 
 A tag that several tests provide is available once all of them have passed;
 a tuple inside ``requires`` is satisfied by any one of its tags.
+
+Groups: only one runs at a time, in :meth:`Planner.groups` order (dependencies
+between groups first, then configuration order); :meth:`begin` a group, then
+``take`` hands out that group's tasks only.
+
+Locks: a task gets all its ``claims`` (exclusive) and ``uses`` (shared)
+resources when it is taken, or is not taken (no hold-and-wait); it keeps them
+until it is done. Once a ready task has found a resource it must claim in
+use, no new task may start using it, so a stream of users cannot starve a
+claimer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import graphlib
 import heapq
@@ -43,6 +54,9 @@ _OUTCOME_WORDS = {
 }
 
 
+DEFAULT_GROUP = "default"
+
+
 @dataclass(frozen=True)
 class Task:
     """What the planner needs to know of one test."""
@@ -52,6 +66,13 @@ class Task:
     provides: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     priority: int = 0
+    claims: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    group: str = DEFAULT_GROUP
+
+    @property
+    def locks(self) -> bool:
+        return bool(self.claims or self.uses)
 
 
 class State(enum.Enum):
@@ -81,12 +102,15 @@ class Planner:
         absent: Mapping[str, str] | None = None,
         durations: Mapping[str, float] | None = None,
         on_change: StateListener | None = None,
+        group_order: Sequence[str] = (DEFAULT_GROUP,),
     ) -> None:
         """*absent* maps tags that no task here provides to the reason why
         (e.g. their providers were not selected): a requirement on them is
         blocked, an ``after`` on them is satisfied. Any other tag that nothing
         provides is an error. *durations* are earlier runs' times in seconds,
-        used to find the critical path."""
+        used to find the critical path. *group_order* is the configuration
+        order of groups, used where dependencies leave the order open."""
+        tasks = [_without_shared_claims(task) for task in tasks]
         self._tasks = {task.id: task for task in tasks}
         if len(self._tasks) != len(tasks):
             raise PlanError("duplicate task ids: " + ", ".join(_duplicates(t.id for t in tasks)))
@@ -100,14 +124,23 @@ class Planner:
         self._check_tags()
         self._dependents = self._link()
         self._rank = self._critical_path(durations or {})
+        self._groups = self._order_groups(group_order)
 
         self._state = {task.id: State.WAITING for task in tasks}
         self._outcome: dict[str, str] = {}
         self._unfinished_providers = {tag: len(ids) for tag, ids in self._providers.items()}
         self._failed_provider: dict[str, str] = {}
-        self._ready: list[tuple[int, float, int, str]] = []
+        self._ready: dict[str, list[tuple[int, float, int, str]]] = {g: [] for g in self._groups}
         self._blocked: list[tuple[str, str]] = []
         self._active = len(tasks)
+        self._unfinished_in_group = {g: 0 for g in self._groups}
+        for task in tasks:
+            self._unfinished_in_group[task.group] += 1
+        self._group = self._groups[0] if self._groups else DEFAULT_GROUP
+        self._claimed: dict[str, str] = {}
+        self._users: dict[str, int] = {}
+        #: Resources that a ready task failed to claim because of users.
+        self._starving: set[str] = set()
         for task in tasks:
             self._evaluate(task.id)
 
@@ -178,41 +211,102 @@ class Planner:
             rank[task_id] = chain[task_id] if dependents else 0.0
         return rank
 
+    def _order_groups(self, configured: Sequence[str]) -> list[str]:
+        """Groups with tasks, providers' groups first; PlanError if they would interleave."""
+        position = {name: index for index, name in enumerate(configured)}
+        used = sorted({t.group for t in self._tasks.values()}, key=lambda g: (position.get(g, len(position)), g))
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        example: dict[tuple[str, str], str] = {}
+        for group in used:
+            sorter.add(group)
+        for provider, dependents in self._dependents.items():
+            source = self._tasks[provider].group
+            for dependent in dependents:
+                target = self._tasks[dependent].group
+                if source != target:
+                    sorter.add(target, source)
+                    example.setdefault((target, source), f"{dependent} (group {target!r}) waits for {provider} (group {source!r})")
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as error:
+            cycle = error.args[1]
+            steps = [f"  {example[(cycle[i], cycle[i + 1])]}" for i in range(len(cycle) - 1)]
+            raise PlanError(
+                "groups would have to interleave, but only one group runs at a time:\n"
+                + "\n".join(steps)
+                + "\nmove these tests into one group, or drop one of the dependencies"
+            ) from None
+        order: list[str] = []
+        ready: list[tuple[int, str]] = []
+        while sorter.is_active():
+            for group in sorter.get_ready():
+                heapq.heappush(ready, (position.get(group, len(position)), group))
+            rank, group = heapq.heappop(ready)
+            order.append(group)
+            sorter.done(group)
+        return order
+
     # -- driving the run ------------------------------------------------
+
+    def groups(self) -> list[str]:
+        """Groups that have tasks, in the order they run."""
+        return list(self._groups)
+
+    def begin(self, group: str) -> None:
+        """From now on, :meth:`take` hands out tasks of *group* only."""
+        self._group = group
+        self._starving.clear()
+
+    def group_size(self, group: str) -> int:
+        """Tasks of *group* not finished or blocked yet."""
+        return self._unfinished_in_group.get(group, 0)
+
+    def group_is_active(self) -> bool:
+        """True while some task of the current group has not finished or been blocked."""
+        return self._unfinished_in_group.get(self._group, 0) > 0
 
     def is_active(self) -> bool:
         """True while some task has not finished or been blocked."""
         return self._active > 0
 
-    def ready_count(self) -> int:
-        return len(self._ready)
+    def take(self, limit: int, *, locks: bool = True) -> list[str]:
+        """Up to *limit* ready tasks of the current group, best first.
 
-    def take(self, limit: int) -> list[str]:
-        """Up to *limit* ready tasks, best first; they are running from now on."""
-        taken = []
-        while self._ready and len(taken) < limit:
-            task_id = heapq.heappop(self._ready)[-1]
-            self._set_state(task_id, State.RUNNING)
-            taken.append(task_id)
+        They are running from now on and hold their locks. Tasks whose locks
+        are not free (or, with ``locks=False``, that have any) stay ready and
+        do not hold back the tasks behind them.
+        """
+        heap = self._ready[self._group]
+        taken: list[str] = []
+        passed_over = []
+        while heap and len(taken) < limit:
+            entry = heapq.heappop(heap)
+            task = self._tasks[entry[-1]]
+            if task.locks:
+                if not locks or not self._lockable(task):
+                    if locks:
+                        # It waits: no new user may join what it must claim.
+                        self._starving.update(r for r in task.claims if self._users.get(r))
+                    passed_over.append(entry)
+                    continue
+                self._lock(task)
+            self._set_state(task.id, State.RUNNING)
+            taken.append(task.id)
+        for entry in passed_over:
+            heapq.heappush(heap, entry)
         return taken
 
     def give_back(self, task_id: str) -> None:
         """A taken task did not start after all (its worker went away first)."""
         assert self._state[task_id] is State.RUNNING, task_id
+        self._unlock(self._tasks[task_id])
         self._make_ready(task_id)
 
     def done(self, task_id: str, outcome: str) -> None:
         """A running task ended; *outcome* is a word like "passed" or "failed"."""
         assert self._state[task_id] is State.RUNNING, (task_id, self._state[task_id])
+        self._unlock(self._tasks[task_id])
         self._finish(task_id, State.FINISHED, outcome, "")
-
-    def abandon(self, reason: str) -> list[str]:
-        """Block every task not yet started (the run is stopping); returns them."""
-        left = [t for t, s in self._state.items() if s in (State.WAITING, State.READY)]
-        self._ready.clear()
-        for task_id in sorted(left, key=self._order.__getitem__):
-            self._finish(task_id, State.BLOCKED, "blocked", reason)
-        return left
 
     def pop_blocked(self) -> list[tuple[str, str]]:
         """Tasks blocked since the last call, with the reason, in collection order."""
@@ -236,12 +330,35 @@ class Planner:
         self._set_state(task_id, State.READY)
         task = self._tasks[task_id]
         heapq.heappush(
-            self._ready, (task.priority, -self._rank[task_id], self._order[task_id], task_id)
+            self._ready[task.group], (task.priority, -self._rank[task_id], self._order[task_id], task_id)
         )
+
+    def _lockable(self, task: Task) -> bool:
+        for resource in task.claims:
+            if resource in self._claimed or self._users.get(resource):
+                return False
+        for resource in task.uses:
+            if resource in self._claimed or resource in self._starving:
+                return False
+        return True
+
+    def _lock(self, task: Task) -> None:
+        for resource in task.claims:
+            self._claimed[resource] = task.id
+            self._starving.discard(resource)
+        for resource in task.uses:
+            self._users[resource] = self._users.get(resource, 0) + 1
+
+    def _unlock(self, task: Task) -> None:
+        for resource in task.claims:
+            del self._claimed[resource]
+        for resource in task.uses:
+            self._users[resource] -= 1
 
     def _finish(self, task_id: str, state: State, outcome: str, reason: str) -> None:
         self._outcome[task_id] = outcome
         self._active -= 1
+        self._unfinished_in_group[self._tasks[task_id].group] -= 1
         self._set_state(task_id, state, reason or outcome)
         if state is State.BLOCKED:
             self._blocked.append((task_id, reason))
@@ -324,6 +441,13 @@ def pull_in(selected: Sequence[Task], available: Iterable[Task]) -> list[Task]:
                             todo.append(provider)
                     break
     return pulled
+
+
+def _without_shared_claims(task: Task) -> Task:
+    """A resource both claimed and used is claimed."""
+    if not set(task.claims) & set(task.uses):
+        return task
+    return dataclasses.replace(task, uses=tuple(r for r in task.uses if r not in task.claims))
 
 
 def _duplicates(ids: Iterable[str]) -> list[str]:

@@ -17,10 +17,13 @@ import pytest
 
 from ._errors import PexenError
 from ._metadata import Meta, check_fields, merge
+from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec, parse_workers
 from ._planner import Planner, Task, pull_in
-from ._pool import ProcessPool
+from ._pool import Pool
+from ._process_pool import ProcessPool
 from ._runloop import RunLoop
-from ._worker import run_worker
+from ._thread_pool import ThreadPool
+from ._worker import run_in_thread, run_worker
 
 DURATIONS_KEY = "pexen/durations"
 MARKER_HELP = (
@@ -53,13 +56,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "what it requires (such requirements are then reported as blocked)",
     )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
+    parser.addini(
+        "pexen_groups",
+        "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread'",
+        type="linelist",
+        default=[],
+    )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import _hookspecs
+
+    pluginmanager.add_hookspecs(_hookspecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     if not config.getoption("pexen"):
         return
-    workers = parse_workers(config.getoption("pexen_workers") or config.getini("pexen_workers"))
+    try:
+        workers = parse_workers(
+            config.getoption("pexen_workers") or config.getini("pexen_workers"), "--pexen-workers"
+        )
+    except PexenError as error:
+        raise pytest.UsageError(str(error)) from None
     if config.getoption("usepdb", False):
         raise pytest.UsageError(
             "--pdb cannot be used with --pexen: tests run in worker processes "
@@ -79,24 +99,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(PexenSession(config, workers), "pexen-session")
 
 
-def parse_workers(value: str | int) -> int:
-    text = str(value).strip().lower()
-    if text == "auto":
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:
-            return os.cpu_count() or 1
-    try:
-        workers = int(text)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise pytest.UsageError(
-            f"--pexen-workers must be a positive integer or 'auto', got {value!r}"
-        )
-    return workers
-
-
 class PexenSession:
     """State and hooks of one ``--pexen`` session, in the controller."""
 
@@ -106,6 +108,7 @@ class PexenSession:
         self._deselected: list[pytest.Item] = []
         self._pulled: list[pytest.Item] = []
         self._planner: Planner | None = None
+        self._groups: dict[str, GroupSpec] = {}
         self._unenforced: dict[str, int] = {}
         self._durations: dict[str, float] = {}
         cache = getattr(config, "cache", None)
@@ -130,11 +133,12 @@ class PexenSession:
     def _plan(self, items: list[pytest.Item]) -> None:
         chosen = {id(item) for item in items}
         deselected = [item for item in self._deselected if id(item) not in chosen]
+        self._groups = self._configured_groups()
         defaults = _ConftestDefaults(self._config)
         metas = [defaults.meta(item) for item in items]
         self._unenforced = _unenforced_fields(metas)
-        selected = [_task(item, meta) for item, meta in zip(items, metas)]
-        others = {item.nodeid: (item, _task(item, defaults.meta(item))) for item in deselected}
+        selected = [self._task(item, meta) for item, meta in zip(items, metas)]
+        others = {item.nodeid: (item, self._task(item, defaults.meta(item))) for item in deselected}
 
         absent: dict[str, str] = {}
         if not self._config.getoption("pexen_no_pull"):
@@ -152,7 +156,49 @@ class PexenSession:
             for tag in task.provides:
                 if tag not in provided:
                     absent.setdefault(tag, f"provided by {task.id} which was not selected")
-        self._planner = Planner(selected, absent=absent, durations=self._durations)
+        self._planner = Planner(
+            selected, absent=absent, durations=self._durations, group_order=list(self._groups)
+        )
+
+    def _configured_groups(self) -> dict[str, GroupSpec]:
+        """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
+        config = self._config
+        specs = parse_ini_lines(config.getini("pexen_groups"), self._workers)
+        for result in config.hook.pytest_pexen_groups(config=config):
+            if not isinstance(result, Mapping):
+                raise PexenError(
+                    f"pytest_pexen_groups must return a dict of group name to settings, got {result!r}"
+                )
+            for name, spec in result.items():
+                specs.append(parse_spec(name, spec, "pytest_pexen_groups", self._workers))
+        given = config.getoption("pexen_workers") is not None
+        return combine(specs, self._workers, given)
+
+    def _task(self, item: pytest.Item, meta: Meta) -> Task:
+        group = meta.group or DEFAULT_GROUP
+        spec = self._groups.get(group)
+        if spec is None:
+            configured = ", ".join(repr(name) for name in self._groups)
+            raise PexenError(
+                f"{item.nodeid}: group {group!r} is not configured (configured: {configured}); "
+                f"add a line '{group}: workers=N pool=process' to ini pexen_groups"
+            )
+        if spec.pool == "thread" and not _threadsafe(item):
+            raise PexenError(
+                f"{item.nodeid}: group {group!r} runs in a thread pool, which only takes "
+                "tests that need no pytest fixtures (items that set pexen_threadsafe = True, "
+                "such as script tests); put this test in a group with pool=process"
+            )
+        return Task(
+            id=item.nodeid,
+            requires=meta.requires,
+            provides=meta.provides,
+            after=meta.after,
+            priority=meta.priority,
+            claims=meta.claims,
+            uses=meta.uses,
+            group=group,
+        )
 
     def _undeselect(self, pulled: list[pytest.Item]) -> None:
         terminal = self._config.pluginmanager.get_plugin("terminalreporter")
@@ -199,12 +245,11 @@ class PexenSession:
         if tmp_path_factory is not None:
             # Made lazily, it would be made (and emptied) by each worker.
             tmp_path_factory.getbasetemp()
-        size = min(self._workers, len(items)) or 1
         loop = RunLoop(
             session,
             items,
             self._planner,
-            lambda: ProcessPool(size, functools.partial(run_worker, session)),
+            functools.partial(self._make_pool, session),
             dict(self._durations),
         )
         try:
@@ -220,24 +265,27 @@ class PexenSession:
             raise session.Interrupted(session.shouldstop)
         return True
 
+    def _make_pool(self, session: pytest.Session, group: str) -> Pool:
+        spec = self._groups[group]
+        assert self._planner is not None
+        size = max(1, min(spec.workers, self._planner.group_size(group)))
+        if spec.pool == "thread":
+            return ThreadPool(size, functools.partial(run_in_thread, session.items))
+        return ProcessPool(size, functools.partial(run_worker, session))
+
     def _save_durations(self, durations: dict[str, float]) -> None:
         cache = getattr(self._config, "cache", None)
         if cache is not None and durations:
             cache.set(DURATIONS_KEY, {k: round(v, 6) for k, v in durations.items()})
 
 
-def _task(item: pytest.Item, meta: Meta) -> Task:
-    return Task(
-        id=item.nodeid,
-        requires=meta.requires,
-        provides=meta.provides,
-        after=meta.after,
-        priority=meta.priority,
-    )
+def _threadsafe(item: pytest.Item) -> bool:
+    """Whether *item* may run in a thread pool: it says so, and is no pytest function."""
+    return getattr(item, "pexen_threadsafe", False) is True and not isinstance(item, pytest.Function)
 
 
 #: Fields accepted now and acted on by later releases.
-_UNENFORCED = ("claims", "uses", "group", "timeout", "retries", "retry_delay", "on_resume")
+_UNENFORCED = ("timeout", "retries", "retry_delay", "on_resume")
 
 
 def _unenforced_fields(metas: list[Meta]) -> dict[str, int]:

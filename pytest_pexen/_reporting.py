@@ -28,6 +28,11 @@ class Reporter:
 
     def finished(self, item: pytest.Item, payload: dict[str, Any]) -> list[pytest.TestReport]:
         """Report a test a worker ran; returns its reports."""
+        if "calls" in payload:  # run in a thread here: make the reports now
+            hook = item.ihook
+            reports = [hook.pytest_runtest_makereport(item=item, call=call) for call in payload["calls"]]
+            self._emit(item, reports)
+            return reports
         reports = [self.load(data) for data in payload["reports"]]
         self._count_failed_subtests(reports)
         self._emit(item, reports)

@@ -27,14 +27,14 @@ MAX_QUEUED = 32
 
 
 class RunLoop:
-    """Runs *items* as the *planner* allows, on a pool made by *make_pool*."""
+    """Runs *items* as the *planner* allows, each group on a pool from *make_pool(group)*."""
 
     def __init__(
         self,
         session: pytest.Session,
         items: Sequence[pytest.Item],
         planner: Planner,
-        make_pool: Callable[[], Pool],
+        make_pool: Callable[[str], Pool],
         durations: dict[str, float],
     ) -> None:
         self._session = session
@@ -53,14 +53,19 @@ class RunLoop:
         self._stop_on_failure = bool(session.config.getoption("maxfail", 0))
 
     def run(self) -> None:
+        """Run every group in turn, each on a pool of its own."""
         self._report_blocked()
-        if not self._planner.is_active():
-            return
-        pool = self._make_pool()
-        try:
-            self._loop(pool)
-        finally:
-            pool.close()
+        for group in self._planner.groups():
+            if self._must_stop():
+                break
+            self._planner.begin(group)
+            if not self._planner.group_is_active():
+                continue
+            pool = self._make_pool(group)
+            try:
+                self._loop(pool)
+            finally:
+                pool.close()
 
     def _loop(self, pool: Pool) -> None:
         stopping = False
@@ -70,15 +75,15 @@ class RunLoop:
                 pool.shutdown(drop_queued=True)
             if not stopping:
                 self._dispatch(pool)
-                if not self._planner.is_active():
+                if not self._planner.group_is_active():
                     stopping = True
                     pool.shutdown(drop_queued=False)
             assigned = pool.assigned()
             if not assigned:
                 return
             if not stopping and not any(assigned.values()):
-                stuck = [i.nodeid for i in self._items if self._planner.state(i.nodeid) is State.WAITING]
-                raise PexenError("scheduler stalled with tests still waiting: " + ", ".join(stuck))
+                stuck = [i.nodeid for i in self._items if self._planner.state(i.nodeid) is State.READY]
+                raise PexenError("scheduler stalled with tests ready but none handed out: " + ", ".join(stuck))
             for event in pool.wait(None):
                 self._handle(event)
 
@@ -98,7 +103,10 @@ class RunLoop:
             # Top up in batches: one message per half-emptied queue.
             if len(queue) > depth // 2:
                 continue
-            taken = self._planner.take(depth - len(queue))
+            # A test with locks holds them from the moment it is handed out:
+            # only an idle worker gets one, so it starts at once.
+            taken = [] if queue else self._planner.take(1)
+            taken += self._planner.take(depth - len(queue) - len(taken), locks=False)
             if taken:
                 pool.assign(worker, [self._index[task_id] for task_id in taken])
 

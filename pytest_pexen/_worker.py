@@ -19,7 +19,7 @@ import os
 import pickle
 import warnings
 from collections import deque
-from typing import Any
+from typing import Any, Sequence
 
 import pytest
 from _pytest.junitxml import xml_key
@@ -248,3 +248,18 @@ def _finish_teardown(
         if restore:
             item.funcargs = None
     channel.send(("late", index, relay.serialize(report)))
+
+
+def run_in_thread(items: Sequence[pytest.Item], index: int) -> dict[str, Any]:
+    """Run a thread-safe item's body in a thread of the controller.
+
+    Such items need no fixtures: setup and teardown have nothing to do. The
+    controller turns the calls into reports (hooks run in its main thread).
+    """
+    item = items[index]
+    calls = [
+        CallInfo.from_call(lambda: None, when="setup"),
+        CallInfo.from_call(item.runtest, when="call", reraise=(KeyboardInterrupt,)),
+        CallInfo.from_call(lambda: None, when="teardown"),
+    ]
+    return {"calls": calls}

@@ -182,15 +182,15 @@ def test_fields_not_enforced_yet_are_announced(suite, run):
         test_later='''
         import pytest
 
-        @pytest.mark.pexen(claims=["net"], timeout=5)
+        @pytest.mark.pexen(retries=2, timeout=5)
         def test_one():
             pass
 
-        @pytest.mark.pexen(claims=["net"])
+        @pytest.mark.pexen(retries=1)
         def test_two():
             pass
         '''
     )
     result = run("--pexen")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: claims (2), timeout (1)"])
+    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: timeout (1), retries (2)"])

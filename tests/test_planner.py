@@ -184,3 +184,115 @@ def test_pull_in_skips_alternatives_already_selected():
     available = [Task("px", provides=("x",)), Task("py", provides=("y",))]
     selected = [Task("have-y", provides=("y",)), Task("top", requires=(("x", "y"),))]
     assert pull_in(selected, available) == []
+
+
+# -- locks --------------------------------------------------------------------
+
+
+def test_claims_are_exclusive():
+    planner = Planner([Task("a", claims=("net",)), Task("b", claims=("net",)), Task("c")])
+    assert planner.take(3) == ["a", "c"]
+    planner.done("a", "passed")
+    assert planner.take(3) == ["b"]
+
+
+def test_uses_are_shared_but_exclude_a_claim():
+    planner = Planner([Task("u1", uses=("db",)), Task("u2", uses=("db",)), Task("c", claims=("db",))])
+    assert planner.take(3) == ["u1", "u2"]
+    planner.done("u1", "passed")
+    assert planner.take(3) == []
+    planner.done("u2", "passed")
+    assert planner.take(3) == ["c"]
+
+
+def test_a_waiting_claim_is_not_starved_by_new_uses():
+    tasks = [Task("u1", uses=("db",)), Task("c", claims=("db",))]
+    tasks += [Task(f"later{n}", uses=("db",)) for n in range(3)]
+    planner = Planner(tasks)
+    assert planner.take(1) == ["u1"]
+    # The claimer is ready and waits: no new user may start.
+    assert planner.take(5) == []
+    planner.done("u1", "passed")
+    assert planner.take(5) == ["c"]
+    planner.done("c", "passed")
+    assert planner.take(5) == ["later0", "later1", "later2"]
+
+
+def test_all_resources_or_none():
+    planner = Planner(
+        [Task("hold-b", claims=("b",)), Task("both", claims=("a", "b")), Task("only-a", claims=("a",))]
+    )
+    assert planner.take(1) == ["hold-b"]
+    # "both" cannot have b, so it holds nothing and "only-a" gets a.
+    assert planner.take(5) == ["only-a"]
+
+
+def test_a_task_waiting_for_a_lock_does_not_hold_back_others():
+    planner = Planner([Task("c1", claims=("r",)), Task("c2", claims=("r",)), Task("free")])
+    assert planner.take(1) == ["c1"]
+    assert planner.take(1) == ["free"]
+
+
+def test_without_locks_only_lock_free_tasks_are_taken():
+    planner = Planner([Task("locked", uses=("r",)), Task("free")])
+    assert planner.take(2, locks=False) == ["free"]
+    assert planner.take(2) == ["locked"]
+
+
+def test_give_back_releases_locks():
+    planner = Planner([Task("a", claims=("r",)), Task("b", claims=("r",))])
+    assert planner.take(1) == ["a"]
+    planner.give_back("a")
+    assert planner.take(2) == ["a"]
+
+
+def test_claiming_and_using_one_resource_claims_it():
+    planner = Planner([Task("a", claims=("r",), uses=("r",)), Task("b", uses=("r",))])
+    assert planner.take(2) == ["a"]
+    planner.done("a", "passed")
+    assert planner.take(2) == ["b"]
+
+
+# -- groups -------------------------------------------------------------------
+
+
+def test_groups_follow_configuration_order_without_dependencies():
+    tasks = [Task("v", group="vm"), Task("d"), Task("s", group="sys")]
+    assert Planner(tasks, group_order=["default", "sys", "vm"]).groups() == ["default", "sys", "vm"]
+
+
+def test_groups_follow_dependencies_before_configuration_order():
+    tasks = [Task("v", group="vm", provides=("image",)), Task("d", requires=(("image",),))]
+    assert Planner(tasks, group_order=["default", "vm"]).groups() == ["vm", "default"]
+
+
+def test_groups_that_would_interleave_are_an_error():
+    tasks = [
+        Task("v1", group="vm", provides=("a",)),
+        Task("d", requires=(("a",),), provides=("b",)),
+        Task("v2", group="vm", requires=(("b",),)),
+    ]
+    with pytest.raises(PlanError, match="groups would have to interleave") as error:
+        Planner(tasks, group_order=["default", "vm"])
+    assert "d (group 'default') waits for v1 (group 'vm')" in str(error.value)
+    assert "v2 (group 'vm') waits for d (group 'default')" in str(error.value)
+
+
+def test_take_hands_out_the_current_group_only():
+    planner = Planner([Task("v", group="vm"), Task("d")], group_order=["default", "vm"])
+    assert planner.take(5) == ["d"]
+    assert planner.take(5) == []
+    planner.done("d", "passed")
+    assert not planner.group_is_active()
+    planner.begin("vm")
+    assert planner.group_is_active()
+    assert planner.take(5) == ["v"]
+
+
+def test_a_claim_waiting_in_a_later_group_does_not_block_uses_now():
+    planner = Planner(
+        [Task("later", group="vm", claims=("db",)), Task("u1", uses=("db",)), Task("u2", uses=("db",))],
+        group_order=["default", "vm"],
+    )
+    assert planner.take(1) == ["u1"]
+    assert planner.take(5) == ["u2"]

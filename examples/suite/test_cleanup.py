@@ -1,6 +1,6 @@
 import pytest
 
 
-@pytest.mark.pexen(after=["image", "service", "docs"], priority=10)
+@pytest.mark.pexen(after=["image", "checked", "docs"], priority=10)
 def test_collect_logs():
     pass

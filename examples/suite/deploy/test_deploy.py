@@ -8,7 +8,7 @@ def test_deploy():
     time.sleep(0.2)
 
 
-@pytest.mark.pexen(requires=["service"])
+@pytest.mark.pexen(requires=["service"], uses=["service-port"], provides=["checked"])
 @pytest.mark.parametrize("endpoint", ["/health", "/metrics", "/version"])
 def test_endpoint(endpoint):
     time.sleep(0.1)
@@ -28,3 +28,9 @@ def test_skipped():
 @pytest.mark.xfail(reason="known bug")
 def test_known_bug():
     assert False
+
+
+@pytest.mark.pexen(requires=["service"], claims=["service-port"])
+def test_restart_service():
+    # Exclusive: no endpoint check (which only uses the port) runs meanwhile.
+    time.sleep(0.1)

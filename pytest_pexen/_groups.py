@@ -1,0 +1,123 @@
+"""Exclusivity groups: their configuration (ini lines, hook results) as plain data.
+
+Only one group runs at a time; each has its own worker count and pool kind.
+Tests with no ``group`` belong to the group named :data:`DEFAULT_GROUP`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from ._errors import PexenError
+
+DEFAULT_GROUP = "default"
+POOL_KINDS = ("process", "thread")
+_KEYS = ("workers", "pool")
+
+
+class GroupError(PexenError):
+    """A group's configuration is malformed or a test names an unknown group."""
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """How one group runs."""
+
+    name: str
+    workers: int
+    pool: str = "process"
+    #: Whether the worker count was given explicitly (not a default).
+    explicit_workers: bool = True
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on ("auto" workers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def parse_workers(value: Any, where: str) -> int:
+    """A worker count: a positive integer or "auto"."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return cpu_count()
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1 or isinstance(value, bool):
+        raise GroupError(f"{where} must be a positive integer or 'auto', got {value!r}")
+    return workers
+
+
+def parse_spec(name: str, spec: Any, where: str, default_workers: int) -> GroupSpec:
+    """One group from ``"workers=2 pool=thread"`` or ``{"workers": 2, "pool": "thread"}``."""
+    if not name or not isinstance(name, str) or any(c.isspace() for c in name) or ":" in name:
+        raise GroupError(f"{where}: a group name must be a non-empty word, got {name!r}")
+    if isinstance(spec, str):
+        fields: dict[str, Any] = {}
+        for word in spec.split():
+            key, sep, value = word.partition("=")
+            if not sep:
+                raise GroupError(f"{where}: expected key=value, got {word!r}")
+            fields[key] = value
+    elif isinstance(spec, Mapping):
+        fields = dict(spec)
+    else:
+        raise GroupError(
+            f"{where}: group {name!r} must be given as 'workers=N pool=KIND' or a dict, got {spec!r}"
+        )
+    unknown = sorted(set(fields) - set(_KEYS))
+    if unknown:
+        raise GroupError(
+            f"{where}: unknown setting {unknown[0]!r} for group {name!r}; known: {', '.join(_KEYS)}"
+        )
+    pool = fields.get("pool", "process")
+    if pool not in POOL_KINDS:
+        raise GroupError(
+            f"{where}: pool of group {name!r} must be one of {', '.join(POOL_KINDS)}, got {pool!r}"
+        )
+    if "workers" in fields:
+        workers = parse_workers(fields["workers"], f"{where}: workers of group {name!r}")
+        return GroupSpec(name, workers, pool)
+    return GroupSpec(name, default_workers, pool, explicit_workers=False)
+
+
+def parse_ini_lines(lines: Iterable[str], default_workers: int) -> list[GroupSpec]:
+    """``pexen_groups`` lines, ``name: workers=N pool=KIND``, in order."""
+    specs = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, rest = line.partition(":")
+        where = f"ini pexen_groups line {number} ({line!r})"
+        if not sep:
+            raise GroupError(f"{where}: expected 'name: workers=N pool=KIND'")
+        specs.append(parse_spec(name.strip(), rest, where, default_workers))
+    return specs
+
+
+def combine(
+    configured: Iterable[GroupSpec], default_workers: int, default_workers_given: bool
+) -> dict[str, GroupSpec]:
+    """All groups by name, in configuration order, the default group included.
+
+    The default group comes first unless configured elsewhere; its worker
+    count comes from the command line when given there.
+    """
+    groups: dict[str, GroupSpec] = {}
+    for spec in configured:
+        if spec.name in groups:
+            raise GroupError(f"group {spec.name!r} is configured twice")
+        groups[spec.name] = spec
+    default = groups.get(DEFAULT_GROUP)
+    if default is None:
+        return {DEFAULT_GROUP: GroupSpec(DEFAULT_GROUP, default_workers)} | groups
+    if default_workers_given or not default.explicit_workers:
+        groups[DEFAULT_GROUP] = GroupSpec(DEFAULT_GROUP, default_workers, default.pool)
+    return groups

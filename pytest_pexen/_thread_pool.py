@@ -1,0 +1,103 @@
+"""The thread pool: many light tasks at once inside the controller process.
+
+For tasks whose body needs no pytest fixtures, capture or per-process state
+(custom items that declare ``pexen_threadsafe = True``). A worker is a
+thread with its own queue; it calls the pool's *run* function with each
+index and reports the result. Threads cannot be killed: a task that never
+returns keeps its thread (the watchdog ends such runs).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from typing import Any, Callable, Sequence
+
+from ._pool import Dropped, Event, Finished, Gone
+
+TaskRunner = Callable[[int], Any]
+
+
+class _Thread:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queue: deque[int] = deque()
+        self.wakeup = threading.Condition()
+        self.stopping = False
+        self.drop = False
+
+
+class ThreadPool:
+    """*size* threads calling *run(index)*; its return value is the payload."""
+
+    kind = "thread"
+
+    def __init__(self, size: int, run: TaskRunner) -> None:
+        self._run = run
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._threads: dict[str, _Thread] = {}
+        for number in range(size):
+            worker = _Thread(f"t{number}")
+            self._threads[worker.name] = worker
+            threading.Thread(
+                target=self._serve, args=(worker,), name=f"pexen-{worker.name}", daemon=True
+            ).start()
+
+    def _serve(self, worker: _Thread) -> None:
+        while True:
+            with worker.wakeup:
+                while not worker.queue and not worker.stopping:
+                    worker.wakeup.wait()
+                if worker.drop and worker.queue:
+                    dropped = tuple(worker.queue)
+                    worker.queue.clear()
+                    self._events.put(Dropped(worker.name, dropped))
+                if not worker.queue:
+                    self._events.put(Gone(worker.name))
+                    return
+                index = worker.queue[0]
+            payload = self._run(index)
+            with worker.wakeup:
+                worker.queue.popleft()
+            self._events.put(Finished(worker.name, index, payload))
+
+    def assigned(self) -> dict[str, Sequence[int]]:
+        """Each worker's tasks, the running one (if any) first (read-only)."""
+        return {name: w.queue for name, w in self._threads.items()}
+
+    def assign(self, worker: str, indices: list[int]) -> None:
+        thread = self._threads[worker]
+        with thread.wakeup:
+            thread.queue.extend(indices)
+            thread.wakeup.notify()
+
+    def wait(self, timeout: float | None) -> list[Event]:
+        if not self._threads:
+            return []
+        try:
+            events = [self._events.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        for event in events:
+            if isinstance(event, Gone):
+                del self._threads[event.worker]
+        return events
+
+    def shutdown(self, drop_queued: bool) -> None:
+        """Let every thread finish (or drop) its queue, then end."""
+        for thread in self._threads.values():
+            with thread.wakeup:
+                thread.stopping = True
+                thread.drop = drop_queued
+                thread.wakeup.notify()
+
+    def close(self) -> None:
+        """Stop handing out work; running tasks finish in the background."""
+        self.shutdown(drop_queued=True)
+        self._threads.clear()
