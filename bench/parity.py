@@ -104,6 +104,48 @@ PROJECTS: dict[str, Project] = {
             "0.8.5",
             deps=("pytest-cov==7.1.0", "coverage==7.17.3"),
         ),
+        # Heavy parametrization, conftest fixtures around CliRunner, capsys,
+        # monkeypatch, filterwarnings=error; addopts deselects "stress".
+        Project("click", "8.5.1"),
+        # Class-based tests, async tests (trio via importorskip), tmp_path.
+        Project("jinja2", "3.1.6", deps=("trio==0.35.0",)),
+        # tox.ini [pytest] config, -r a, filterwarnings=error, benchmark fixture.
+        Project("pluggy", "1.7.0", deps=("pytest-benchmark==5.3.1",)),
+        # pytest-asyncio (asyncio_mode=auto), xfail_strict, once::Warning,
+        # --import-mode=importlib. Its pytest-randomly is left out on purpose:
+        # a shuffled order could not be compared.
+        Project(
+            "structlog",
+            "26.1.0",
+            deps=(
+                "pytest-asyncio==1.5.0",
+                "time-machine==3.6.0",
+                "simplejson==4.3.0",
+                "greenlet==3.5.6",
+                "rich==15.0.0",
+                "twisted==26.10.0",
+            ),
+        ),
+        # Doctests of the package (as its tox.ini runs them) plus tests/.
+        Project("boltons", "26.2.0", args=("--doctest-modules", "boltons", "tests")),
+        # pytester-based tests of its own pytest plugin, xfail_strict.
+        # tests/mypy runs a mypy subprocess over whole files: slow, and not
+        # about pytest.
+        Project("typeguard", "4.6.0", args=("--ignore=tests/mypy",)),
+        # pytest-mock's mocker, monkeypatch and parametrized fixtures.
+        Project(
+            "platformdirs",
+            "4.14.5",
+            deps=("pytest-mock==3.17.0", "appdirs==1.4.4"),
+        ),
+        # unittest.TestCase suites (test_unit.py) next to plain tests; the
+        # matplotlib cases skip themselves without matplotlib.
+        Project(
+            "pyparsing",
+            "3.3.3",
+            deps=("railroad-diagrams==3.0.1", "jinja2==3.1.6"),
+            args=("tests",),
+        ),
     )
 }
 

@@ -1,7 +1,7 @@
 """Benchmark pytest --pexen against plain pytest and pytest-xdist.
 
-Run from the repository root as ``python bench/run.py``. Two parts, each on a
-suite generated in a temporary directory:
+Run from the repository root as ``python bench/run.py``. Three parts, each on
+a suite generated in a temporary directory:
 
 1. Throughput on trivial tests: plain pytest, ``pytest -n W`` (xdist) and
    ``pytest --pexen --pexen-workers=W``, timed as whole commands, repeated
@@ -12,17 +12,27 @@ suite generated in a temporary directory:
    max(critical path, total work / workers), and a check, from the recorded
    timestamps, that no test started before all providers of its
    requirements had ended.
+3. Locks and groups drill: sleeping tests that claim (exclusive) or use
+   (shared) resources, in three exclusivity groups with 1, ``--workers`` and
+   3 workers. Checks from the timestamps that no claim overlapped another
+   claim or a use of its resource, that groups did not interleave and ran in
+   dependency-then-configuration order, that no group ran more tests at once
+   than its workers, and dependency order; prints each group's makespan
+   against max(critical path, work / workers, work on the busiest claimed
+   resource), and the gaps between groups.
 
 Every pytest runs as a subprocess with plugin autoloading off and its
 plugins loaded with ``-p``, so other installed plugins do not skew results.
-Exit status: 0 when everything ran, 1 on a dependency order violation,
-2 when a pytest run failed or reported unexpected outcomes.
+Exit status: 0 when everything ran, 1 on a violation (dependency order in
+part 2; locks, groups, concurrency or dependency order in part 3), 2 when a
+pytest run failed or reported unexpected outcomes.
 """
 
 from __future__ import annotations
 
 import argparse
 import graphlib
+import heapq
 import os
 import platform
 import re
@@ -177,6 +187,9 @@ class Sleeper:
     seconds: float
     requires: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    group: str | None = None
 
 
 def chain(lengths: Sequence[float]) -> list[Sleeper]:
@@ -253,7 +266,13 @@ def _sleep_and_record(name: str, seconds: float) -> None:
 
 
 def sleeper_source(test: Sleeper) -> str:
-    marker = f"pexen(requires={list(test.requires)!r}, provides={list(test.provides)!r})"
+    fields = [f"requires={list(test.requires)!r}", f"provides={list(test.provides)!r}"]
+    for name, value in (("claims", test.claims), ("uses", test.uses)):
+        if value:
+            fields.append(f"{name}={list(value)!r}")
+    if test.group is not None:
+        fields.append(f"group={test.group!r}")
+    marker = f"pexen({', '.join(fields)})"
     return (
         f"\n\n@pytest.mark.{marker}\n"
         f"def {test.name}():\n"
@@ -261,15 +280,21 @@ def sleeper_source(test: Sleeper) -> str:
     )
 
 
-def write_dag_suite(root: Path, tests: Sequence[Sleeper]) -> None:
-    """One file per module; within it, tests in reverse dependency order."""
-    write_ini(root)
+def write_sleepers(root: Path, tests: Sequence[Sleeper], *, reverse: bool) -> None:
+    """One file per module, tests in the given order (or reversed)."""
     modules: dict[str, list[Sleeper]] = {}
     for test in tests:
         modules.setdefault(test.module, []).append(test)
     for module, members in modules.items():
-        body = "".join(sleeper_source(test) for test in reversed(members))
+        ordered = reversed(members) if reverse else members
+        body = "".join(sleeper_source(test) for test in ordered)
         (root / f"{module}.py").write_text(HELPER + body)
+
+
+def write_dag_suite(root: Path, tests: Sequence[Sleeper]) -> None:
+    """One file per module; within it, tests in reverse dependency order."""
+    write_ini(root)
+    write_sleepers(root, tests, reverse=True)
 
 
 def read_times(path: Path) -> Times:
@@ -403,6 +428,356 @@ def print_dag(result: DagResult, workers: int) -> None:
         print(f"    {problem}")
 
 
+# -- part 3: locks and groups drill ----------------------------------------
+
+DEFAULT_GROUP = "default"
+#: Groups configured in the drill's ini, in this order, with their workers.
+#: "default" is not listed, so it would come first, but a default test
+#: requires a tag that a vm test provides: the expected order is vm, default, wide.
+DRILL_GROUPS = (("vm", 1), ("wide", 3))
+
+
+def group_of(test: Sleeper) -> str:
+    return test.group or DEFAULT_GROUP
+
+
+def drill_module(module: str, group: str | None, rows: Sequence[tuple]) -> list[Sleeper]:
+    """Sleepers from (name, seconds, fields) rows, in collection order."""
+    tests = []
+    for name, seconds, *rest in rows:
+        fields = rest[0] if rest else {}
+        fields = {key: tuple(value) for key, value in fields.items()}
+        tests.append(Sleeper(f"test_{name}", module, seconds, group=group, **fields))
+    return tests
+
+
+def drill_suite() -> list[Sleeper]:
+    """Three groups; within each, lock kinds interleaved in collection order.
+
+    Modules sort wide, default, vm: the reverse of the order the groups must
+    run in. Resources: "net" and "gpu" are claimed (some tests claim both,
+    one claims gpu and uses db), "db" is used by many and claimed by one per
+    group (the wide one both claims and uses it, which counts as a claim).
+    """
+    net, gpu, db = ["net"], ["gpu"], ["db"]
+    wide = drill_module("test_1_wide", "wide", [
+        ("wide_free_01", 0.3),
+        ("wide_net_1", 0.4, {"claims": net}),
+        ("wide_db_read_1", 0.5, {"uses": db}),
+        ("wide_gpu_1", 0.3, {"claims": gpu, "provides": ["gpu_calibrated"]}),
+        ("wide_free_02", 0.2),
+        ("wide_netgpu_1", 0.3, {"claims": net + gpu, "requires": ["gpu_calibrated"]}),
+        ("wide_db_read_2", 0.4, {"uses": db}),
+        ("wide_net_2", 0.3, {"claims": net}),
+        ("wide_free_03", 0.5),
+        ("wide_db_migrate", 0.4, {"claims": db, "uses": db}),
+        ("wide_gpu_2", 0.4, {"claims": gpu}),
+        ("wide_db_read_3", 0.3, {"uses": db, "claims": gpu}),
+        ("wide_free_04", 0.1),
+        ("wide_net_3", 0.2, {"claims": net}),
+        ("wide_free_05", 0.4),
+        ("wide_db_read_4", 0.5, {"uses": db}),
+        ("wide_netgpu_2", 0.2, {"claims": gpu + net}),
+        ("wide_free_06", 0.3),
+        ("wide_gpu_3", 0.2, {"claims": gpu}),
+        ("wide_net_4", 0.5, {"claims": net}),
+        ("wide_db_read_5", 0.2, {"uses": db}),
+        ("wide_free_07", 0.2),
+        ("wide_free_08", 0.5),
+        ("wide_db_read_6", 0.4, {"uses": db}),
+        ("wide_free_09", 0.1),
+        ("wide_free_10", 0.4),
+    ])
+    default = drill_module("test_2_default", None, [
+        ("def_net_1", 0.3, {"claims": net}),
+        ("def_db_read_1", 0.3, {"uses": db}),
+        ("def_free_1", 0.5),
+        ("def_image_check", 0.2, {"requires": ["vm_image"]}),
+        ("def_db_migrate", 0.3, {"claims": db}),
+        ("def_db_read_2", 0.2, {"uses": db}),
+        ("def_free_2", 0.3),
+        ("def_net_2", 0.2, {"claims": net}),
+        ("def_db_read_3", 0.4, {"uses": db}),
+        ("def_free_3", 0.1),
+        ("def_free_4", 0.4),
+        ("def_free_5", 0.2),
+    ])
+    vm = drill_module("test_3_vm", "vm", [
+        ("vm_shutdown", 0.3, {"requires": ["vm_image"]}),
+        ("vm_snapshot", 0.2, {"claims": net}),
+        ("vm_migrate", 0.4, {"uses": db}),
+        ("vm_boot", 0.3, {"provides": ["vm_image"]}),
+    ])
+    return [*wide, *default, *vm]
+
+
+def drill_workers(default_workers: int) -> dict[str, int]:
+    """Workers by group, in configuration order (default first, as pexen puts it)."""
+    return {DEFAULT_GROUP: default_workers, **dict(DRILL_GROUPS)}
+
+
+def expected_group_order(tests: Sequence[Sleeper], configured: Sequence[str]) -> list[str]:
+    """Groups in dependency order, ties broken by configuration order."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    group = {test.name: group_of(test) for test in tests}
+    for name in dict.fromkeys(group.values()):
+        sorter.add(name)
+    for provider, dependent, _ in edges(tests):
+        if group[provider] != group[dependent]:
+            sorter.add(group[dependent], group[provider])
+    sorter.prepare()
+    order: list[str] = []
+    ready: list[tuple[int, str]] = []
+    while sorter.is_active():
+        for name in sorter.get_ready():
+            heapq.heappush(ready, (configured.index(name), name))
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        sorter.done(name)
+    return order
+
+
+def write_drill_suite(root: Path, tests: Sequence[Sleeper]) -> None:
+    """pytest.ini with the marker and the groups; tests in collection order."""
+    lines = "".join(f"    {name}: workers={n} pool=process\n" for name, n in DRILL_GROUPS)
+    (root / "pytest.ini").write_text(
+        f"[pytest]\nmarkers =\n    {MARKER_LINE}\npexen_groups =\n{lines}"
+    )
+    write_sleepers(root, tests, reverse=False)
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Seconds during which intervals *a* and *b* both ran (0 if none)."""
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def lock_violations(tests: Sequence[Sleeper], times: Times) -> tuple[list[str], int]:
+    """Overlapping claims of one resource, or a claim overlapping a use; and
+    how many pairs were checked."""
+    claimers: dict[str, list[str]] = {}
+    users: dict[str, list[str]] = {}
+    for test in tests:
+        for resource in test.claims:
+            claimers.setdefault(resource, []).append(test.name)
+        for resource in test.uses:
+            if resource not in test.claims:
+                users.setdefault(resource, []).append(test.name)
+    problems, pairs = [], 0
+    for resource, holders in sorted(claimers.items()):
+        for i, claimer in enumerate(holders):
+            for other, kind in [(h, "claim") for h in holders[i + 1 :]] + [
+                (u, "use") for u in users.get(resource, ())
+            ]:
+                pairs += 1
+                seconds = overlap(times[claimer], times[other])
+                if seconds > 0:
+                    problems.append(
+                        f"{resource!r}: claim by {claimer} overlaps {kind} by {other} "
+                        f"for {seconds:.3f}s"
+                    )
+    return problems, pairs
+
+
+def max_concurrency(intervals: Sequence[tuple[float, float]]) -> int:
+    """Most intervals running at one instant (an end before a start at a tie)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One group of the drill, as measured; times in seconds."""
+
+    name: str
+    tests: int
+    workers: int
+    first_start: float
+    last_end: float
+    work: float
+    critical: float
+    busiest: tuple[str, float] | None
+    concurrency: int
+
+    @property
+    def makespan(self) -> float:
+        return self.last_end - self.first_start
+
+    @property
+    def bound(self) -> float:
+        resource = self.busiest[1] if self.busiest else 0.0
+        return max(self.critical, self.work / self.workers, resource)
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan / self.bound
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    """What part 3 measured."""
+
+    pexen_seconds: float
+    groups: list[GroupResult]  # in the order they ran
+    expected_order: list[str]
+    lock_pairs: int
+    links: int
+    violations: dict[str, list[str]]  # by check
+
+    @property
+    def makespan(self) -> float:
+        return sum(group.makespan for group in self.groups)
+
+    @property
+    def bound(self) -> float:
+        return sum(group.bound for group in self.groups)
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan / self.bound
+
+    @property
+    def violation_count(self) -> int:
+        return sum(len(problems) for problems in self.violations.values())
+
+
+def resource_work(tests: Sequence[Sleeper], durations: Mapping[str, float]) -> dict[str, float]:
+    """Per claimed resource, the work of the tests that claim it (uses overlap
+    one another, so only claims serialise)."""
+    work: dict[str, float] = {}
+    for test in tests:
+        for resource in test.claims:
+            work[resource] = work.get(resource, 0.0) + durations[test.name]
+    return work
+
+
+def measure_group(
+    name: str, tests: Sequence[Sleeper], times: Times, workers: int, links: Sequence[Link]
+) -> GroupResult:
+    """*links* are the whole suite's; only those within the group count."""
+    durations = {test.name: times[test.name][1] - times[test.name][0] for test in tests}
+    links = [link for link in links if link[0] in durations and link[1] in durations]
+    resources = resource_work(tests, durations)
+    busiest = max(resources.items(), key=lambda item: item[1]) if resources else None
+    return GroupResult(
+        name=name,
+        tests=len(tests),
+        workers=workers,
+        first_start=min(times[test.name][0] for test in tests),
+        last_end=max(times[test.name][1] for test in tests),
+        work=sum(durations.values()),
+        critical=critical_path(durations, links),
+        busiest=busiest,
+        concurrency=max_concurrency([times[test.name] for test in tests]),
+    )
+
+
+def group_violations(groups: Sequence[GroupResult], expected: Sequence[str]) -> list[str]:
+    """Groups whose spans (first start to last end) overlap, or that ran out of order."""
+    problems = []
+    for i, first in enumerate(groups):
+        for second in groups[i + 1 :]:
+            spans = (first.first_start, first.last_end), (second.first_start, second.last_end)
+            seconds = overlap(*spans)
+            if seconds > 0:
+                problems.append(
+                    f"groups {first.name!r} and {second.name!r} interleave for {seconds:.3f}s"
+                )
+    ran = [group.name for group in groups]
+    if ran != list(expected):
+        problems.append(f"groups ran in order {', '.join(ran)}; expected {', '.join(expected)}")
+    return problems
+
+
+def bench_drill(
+    root: Path, env: Mapping[str, str], tests: Sequence[Sleeper], default_workers: int
+) -> DrillResult:
+    workers = drill_workers(default_workers)
+    write_drill_suite(root, tests)
+    pexen_seconds, times = timed_dag_run(root, env, pexen_mode(default_workers), tests)
+    members: dict[str, list[Sleeper]] = {}
+    for test in tests:
+        members.setdefault(group_of(test), []).append(test)
+    links = edges(tests)
+    groups = sorted(
+        (measure_group(name, members[name], times, workers[name], links) for name in members),
+        key=lambda group: group.first_start,
+    )
+    expected = expected_group_order(tests, list(workers))
+    locks, pairs = lock_violations(tests, times)
+    return DrillResult(
+        pexen_seconds=pexen_seconds,
+        groups=groups,
+        expected_order=expected,
+        lock_pairs=pairs,
+        links=len(links),
+        violations={
+            "locks": locks,
+            "groups": group_violations(groups, expected),
+            "concurrency": [
+                f"group {g.name!r}: {g.concurrency} tests at once, {g.workers} workers"
+                for g in groups
+                if g.concurrency > g.workers
+            ],
+            "dependency order": order_violations(times, links),
+        },
+    )
+
+
+def print_drill(result: DrillResult) -> None:
+    header = (
+        "group", "tests", "workers", "makespan", "critical", "work/wkrs",
+        "busiest resource", "bound", "ratio",
+    )
+    rows = []
+    for g in result.groups:
+        busiest = f"{g.busiest[0]} {g.busiest[1]:.2f}" if g.busiest else "-"
+        rows.append((
+            g.name, str(g.tests), str(g.workers), f"{g.makespan:.2f}", f"{g.critical:.2f}",
+            f"{g.work:.2f}/{g.workers}", busiest, f"{g.bound:.2f}",
+            f"{g.ratio:.3f} {verdict(g.ratio)}",
+        ))
+    rows.append((
+        "all", str(sum(g.tests for g in result.groups)), "", f"{result.makespan:.2f}",
+        "", "", "", f"{result.bound:.2f}", f"{result.ratio:.3f} {verdict(result.ratio)}",
+    ))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            cell.ljust(width) if i in (0, 6, 8) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ]
+        print("  " + "  ".join(cells).rstrip())
+    gaps = ", ".join(
+        f"{a.name} -> {b.name} {b.first_start - a.last_end:.3f} s"
+        for a, b in zip(result.groups, result.groups[1:])
+    )
+    total_gap = sum(b.first_start - a.last_end for a, b in zip(result.groups, result.groups[1:]))
+    print("  makespan: first start to last end per group; 'all' sums them (gaps excluded)")
+    print("  bound: max(critical path, work/workers, work claiming the busiest resource);")
+    print(f"  'all' sums them; target <= {TARGET_RATIO:.2f}")
+    print(f"  gaps between groups (pool start-up): {gaps or 'none'} (total {total_gap:.3f} s)")
+    wall = result.pexen_seconds
+    print(f"  pexen wall time (startup, collection and gaps included): {wall:.2f} s")
+    counts = {
+        "locks": f"{result.lock_pairs} claim/claim and claim/use pairs checked",
+        "groups": "order " + ", ".join(g.name for g in result.groups)
+        + f", expected {', '.join(result.expected_order)}",
+        "concurrency": "most at once/workers: "
+        + ", ".join(f"{g.name} {g.concurrency}/{g.workers}" for g in result.groups),
+        "dependency order": f"{result.links} edges checked",
+    }
+    width = max(len(name) for name in counts) + 2
+    for check, problems in result.violations.items():
+        status = f"{len(problems)} VIOLATIONS" if problems else "OK"
+        print(f"  {check + ':':<{width}}{status} ({counts[check]})")
+        for problem in problems:
+            print(f"    {problem}")
+
+
 # -- command line ----------------------------------------------------------
 
 
@@ -418,7 +793,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--tests", type=positive, default=2000, help="trivial tests in part 1 (default 2000)")
     add("--repeat", type=positive, default=5, help="timed rounds per mode in part 1 (default 5)")
-    add("--workers", type=positive, default=2, help="xdist/pexen workers, both parts (default 2)")
+    add("--workers", type=positive, default=2,
+        help="xdist/pexen workers in parts 1 and 2, and of the default group in part 3 (default 2)")
+    add("--skip-throughput", action="store_true", help="skip part 1 (the slowest part)")
     return parser.parse_args(argv)
 
 
@@ -428,32 +805,55 @@ def print_header() -> None:
     print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs")
 
 
-def run_parts(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, float], DagResult]:
-    trivial, dag = tmp / "trivial", tmp / "dag"
-    trivial.mkdir()
-    dag.mkdir()
+def run_parts(
+    args: argparse.Namespace, tmp: Path
+) -> tuple[dict[str, float] | None, DagResult, DrillResult]:
     env = pytest_env(tmp / "pycache")
-    rounds = f"{args.repeat} round{'s' if args.repeat != 1 else ''}"
-    print(f"\n[1] {args.tests} trivial tests, {rounds} after a warm-up round")
-    write_trivial_suite(trivial, args.tests)
-    times = bench_throughput(trivial, env, args.tests, args.repeat, args.workers)
-    ratios = print_throughput_table(times)
+    ratios = None
+    if not args.skip_throughput:
+        trivial = tmp / "trivial"
+        trivial.mkdir()
+        rounds = f"{args.repeat} round{'s' if args.repeat != 1 else ''}"
+        print(f"\n[1] {args.tests} trivial tests, {rounds} after a warm-up round")
+        write_trivial_suite(trivial, args.tests)
+        times = bench_throughput(trivial, env, args.tests, args.repeat, args.workers)
+        ratios = print_throughput_table(times)
+    dag = tmp / "dag"
+    dag.mkdir()
     tests = dag_suite()
     print(f"\n[2] DAG of {len(tests)} sleeping tests, {args.workers} workers")
     result = bench_dag(dag, env, tests, args.workers)
     print_dag(result, args.workers)
-    return ratios, result
+    drill = tmp / "drill"
+    drill.mkdir()
+    tests = drill_suite()
+    groups = ", ".join(f"{name} {n}" for name, n in drill_workers(args.workers).items())
+    print(f"\n[3] locks and groups drill: {len(tests)} sleeping tests, workers by group: {groups}")
+    drill_result = bench_drill(drill, env, tests, args.workers)
+    print_drill(drill_result)
+    return ratios, result, drill_result
 
 
-def print_summary(ratios: Mapping[str, float], result: DagResult) -> None:
-    others = {name: ratio for name, ratio in ratios.items() if name != PLAIN.name}
-    relative = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in others.items())
+def print_summary(
+    ratios: Mapping[str, float] | None, result: DagResult, drill: DrillResult
+) -> None:
+    parts = []
+    if ratios is not None:
+        others = {name: ratio for name, ratio in ratios.items() if name != PLAIN.name}
+        relative = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in others.items())
+        parts.append(f"trivial-test wall time vs plain pytest: {relative}")
     order = f"{len(result.violations)} VIOLATIONS" if result.violations else "OK"
-    print(
-        f"\nsummary: trivial-test wall time vs plain pytest: {relative}; "
+    parts.append(
         f"DAG makespan {result.ratio:.3f}x its lower bound "
         f"(target <= {TARGET_RATIO:.2f} {verdict(result.ratio)}); dependency order {order}"
     )
+    checks = f"{drill.violation_count} VIOLATIONS" if drill.violation_count else "OK"
+    parts.append(
+        f"drill makespan {drill.ratio:.3f}x its lower bound "
+        f"(target <= {TARGET_RATIO:.2f} {verdict(drill.ratio)}); locks, groups, concurrency "
+        f"and order {checks}"
+    )
+    print("\nsummary: " + "; ".join(parts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -461,12 +861,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_header()
     try:
         with tempfile.TemporaryDirectory(prefix="pexen-bench-") as tmp:
-            ratios, result = run_parts(args, Path(tmp))
+            ratios, result, drill = run_parts(args, Path(tmp))
     except BenchError as error:
         print(f"\nbench: FAILED: {error}", file=sys.stderr)
         return 2
-    print_summary(ratios, result)
-    return 1 if result.violations else 0
+    print_summary(ratios, result, drill)
+    return 1 if result.violations or drill.violation_count else 0
 
 
 if __name__ == "__main__":
