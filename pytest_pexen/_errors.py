@@ -13,3 +13,12 @@ class MetadataError(PexenError):
 
 class PlanError(PexenError):
     """The suite's metadata cannot be scheduled (missing tag, cycle)."""
+
+
+class Timeout(BaseException):
+    """Raised inside a test that ran past its time limit (pexen watchdog).
+
+    A BaseException, like pytest's own outcomes, so that a test's
+    ``except Exception`` does not swallow it; so it stands outside
+    :class:`PexenError`.
+    """

@@ -24,9 +24,10 @@ between groups first, then configuration order); :meth:`begin` a group, then
 
 Locks: a task gets all its ``claims`` (exclusive) and ``uses`` (shared)
 resources when it is taken, or is not taken (no hold-and-wait); it keeps them
-until it is done. Once a ready task has found a resource it must claim in
-use, no new task may start using it, so a stream of users cannot starve a
-claimer.
+until it is done. Once a ready task finds that only users stand between it
+and its claims, no new task may start using them, so a stream of users
+cannot starve a claimer; and a task waiting for resources keeps tasks of
+worse ``priority`` from taking those resources first.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ _OUTCOME_WORDS = {
     "xfailed": "failed (xfail)",
     "blocked": "was blocked",
     "crashed": "crashed",
+    "timeout": "timed out",
     "not run": "did not run",
 }
 
@@ -279,14 +281,16 @@ class Planner:
         heap = self._ready[self._group]
         taken: list[str] = []
         passed_over = []
+        # Resources that a waiting task of better priority needs, with that
+        # priority: tasks of worse priority may not take them in this round.
+        reserved: dict[str, int] = {}
         while heap and len(taken) < limit:
             entry = heapq.heappop(heap)
             task = self._tasks[entry[-1]]
             if task.locks:
-                if not locks or not self._lockable(task):
+                if not locks or not self._lockable(task, reserved):
                     if locks:
-                        # It waits: no new user may join what it must claim.
-                        self._starving.update(r for r in task.claims if self._users.get(r))
+                        self._note_waiting(task, reserved)
                     passed_over.append(entry)
                     continue
                 self._lock(task)
@@ -307,6 +311,14 @@ class Planner:
         assert self._state[task_id] is State.RUNNING, (task_id, self._state[task_id])
         self._unlock(self._tasks[task_id])
         self._finish(task_id, State.FINISHED, outcome, "")
+
+    def abandon(self, reason: str) -> None:
+        """The run stops early: block every task not started, in any group, with *reason*."""
+        for heap in self._ready.values():
+            heap.clear()
+        left = [t for t, s in self._state.items() if s in (State.WAITING, State.READY)]
+        for task_id in sorted(left, key=self._order.__getitem__):
+            self._finish(task_id, State.BLOCKED, "not run", reason)
 
     def pop_blocked(self) -> list[tuple[str, str]]:
         """Tasks blocked since the last call, with the reason, in collection order."""
@@ -333,7 +345,10 @@ class Planner:
             self._ready[task.group], (task.priority, -self._rank[task_id], self._order[task_id], task_id)
         )
 
-    def _lockable(self, task: Task) -> bool:
+    def _lockable(self, task: Task, reserved: Mapping[str, int]) -> bool:
+        for resource in (*task.claims, *task.uses):
+            if reserved.get(resource, task.priority) < task.priority:
+                return False
         for resource in task.claims:
             if resource in self._claimed or self._users.get(resource):
                 return False
@@ -341,6 +356,15 @@ class Planner:
             if resource in self._claimed or resource in self._starving:
                 return False
         return True
+
+    def _note_waiting(self, task: Task, reserved: dict[str, int]) -> None:
+        """*task* could not have its locks: make sure it gets them in time."""
+        for resource in (*task.claims, *task.uses):
+            reserved[resource] = min(reserved.get(resource, task.priority), task.priority)
+        claimed_elsewhere = any(r in self._claimed for r in (*task.claims, *task.uses))
+        if not claimed_elsewhere:
+            # Only users stand in its way: let no new user join them.
+            self._starving.update(r for r in task.claims if self._users.get(r))
 
     def _lock(self, task: Task) -> None:
         for resource in task.claims:

@@ -21,7 +21,7 @@ from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_s
 from ._planner import Planner, Task, pull_in
 from ._pool import Pool
 from ._process_pool import ProcessPool
-from ._runloop import RunLoop
+from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
 from ._worker import run_in_thread, run_worker
 
@@ -55,7 +55,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="when a subset is selected, do not pull in the tests that provide "
         "what it requires (such requirements are then reported as blocked)",
     )
+    group.addoption(
+        "--pexen-timeout",
+        metavar="SECONDS",
+        default=None,
+        help="time limit of each test (a test's marker or conftest pexen_defaults "
+        "take precedence; default: ini pexen_timeout, else none)",
+    )
+    group.addoption(
+        "--pexen-session-timeout",
+        metavar="SECONDS",
+        default=None,
+        help="time limit of the whole run: then running tests are ended as timed "
+        "out and the rest reported as not run",
+    )
+    group.addoption(
+        "--pexen-max-crashes",
+        metavar="N",
+        type=int,
+        default=5,
+        help="stop the run after N workers crashed in a row (default: 5)",
+    )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
+    parser.addini("pexen_timeout", "time limit of each test in seconds, for --pexen", default="")
     parser.addini(
         "pexen_groups",
         "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread'",
@@ -109,6 +131,7 @@ class PexenSession:
         self._pulled: list[pytest.Item] = []
         self._planner: Planner | None = None
         self._groups: dict[str, GroupSpec] = {}
+        self._timeouts: dict[str, float] = {}
         self._unenforced: dict[str, int] = {}
         self._durations: dict[str, float] = {}
         cache = getattr(config, "cache", None)
@@ -135,10 +158,10 @@ class PexenSession:
         deselected = [item for item in self._deselected if id(item) not in chosen]
         self._groups = self._configured_groups()
         defaults = _ConftestDefaults(self._config)
-        metas = [defaults.meta(item) for item in items]
-        self._unenforced = _unenforced_fields(metas)
-        selected = [self._task(item, meta) for item, meta in zip(items, metas)]
-        others = {item.nodeid: (item, self._task(item, defaults.meta(item))) for item in deselected}
+        metas = {item.nodeid: defaults.meta(item) for item in [*items, *deselected]}
+        self._unenforced = _unenforced_fields([metas[item.nodeid] for item in items])
+        selected = [self._task(item, metas[item.nodeid]) for item in items]
+        others = {item.nodeid: (item, self._task(item, metas[item.nodeid])) for item in deselected}
 
         absent: dict[str, str] = {}
         if not self._config.getoption("pexen_no_pull"):
@@ -159,6 +182,28 @@ class PexenSession:
         self._planner = Planner(
             selected, absent=absent, durations=self._durations, group_order=list(self._groups)
         )
+        default_timeout = self._timeout_option("pexen_timeout")
+        self._timeouts = {}
+        for item in items:
+            timeout = metas[item.nodeid].timeout or default_timeout
+            if timeout is not None:
+                self._timeouts[item.nodeid] = timeout
+
+    def _timeout_option(self, name: str) -> float | None:
+        """A limit in seconds from the command line, else the ini file of that name."""
+        value = self._config.getoption(name)
+        source = f"--{name.replace('_', '-')}"
+        if value is None and name in _INI_LIMITS:
+            value, source = self._config.getini(name) or None, f"ini {name}"
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = 0.0
+        if not seconds > 0:
+            raise PexenError(f"{source} must be a number of seconds greater than 0, got {value!r}")
+        return seconds
 
     def _configured_groups(self) -> dict[str, GroupSpec]:
         """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
@@ -245,12 +290,21 @@ class PexenSession:
         if tmp_path_factory is not None:
             # Made lazily, it would be made (and emptied) by each worker.
             tmp_path_factory.getbasetemp()
+        try:
+            limits = Limits(
+                timeouts={i: self._timeouts[item.nodeid] for i, item in enumerate(items) if item.nodeid in self._timeouts},
+                session_timeout=self._timeout_option("pexen_session_timeout"),
+                max_crashes=_max_crashes(self._config),
+            )
+        except PexenError as error:
+            raise pytest.UsageError(str(error)) from None
         loop = RunLoop(
             session,
             items,
             self._planner,
             functools.partial(self._make_pool, session),
             dict(self._durations),
+            limits,
         )
         try:
             loop.run()
@@ -263,6 +317,8 @@ class PexenSession:
             raise session.Failed(session.shouldfail)
         if session.shouldstop:
             raise session.Interrupted(session.shouldstop)
+        if loop.stopped_because:
+            raise session.Interrupted(loop.stopped_because)
         return True
 
     def _make_pool(self, session: pytest.Session, group: str) -> Pool:
@@ -285,7 +341,16 @@ def _threadsafe(item: pytest.Item) -> bool:
 
 
 #: Fields accepted now and acted on by later releases.
-_UNENFORCED = ("timeout", "retries", "retry_delay", "on_resume")
+_UNENFORCED = ("retries", "retry_delay", "on_resume")
+#: Limits that an ini value may give when the command line does not.
+_INI_LIMITS = ("pexen_timeout",)
+
+
+def _max_crashes(config: pytest.Config) -> int:
+    value = config.getoption("pexen_max_crashes")
+    if value < 1:
+        raise PexenError(f"--pexen-max-crashes must be at least 1, got {value}")
+    return value
 
 
 def _unenforced_fields(metas: list[Meta]) -> dict[str, int]:

@@ -7,17 +7,24 @@ Worker to controller: ``("done", index, payload)``, ``("late", index, payload)``
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import selectors
+import shutil
 import signal
 import sys
+import tempfile
+import time
 import traceback
 from collections import deque
 from typing import Any, Callable, Sequence
 
+from . import _worker_state
 from ._channel import Channel
-from ._errors import PexenError
+from ._errors import PexenError, Timeout
 from ._pool import Dropped, Event, Finished, Gone, Late, Lost
+from ._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
+from ._watchdog import KILL_GRACE
 
 WorkerTarget = Callable[[Channel], None]
 
@@ -26,14 +33,17 @@ _REAP_INTERVAL = 0.2
 
 
 class _Worker:
-    def __init__(self, name: str, pid: int, channel: Channel, pidfd: int | None) -> None:
+    def __init__(self, name: str, pid: int, channel: Channel, pidfd: int | None, token: str) -> None:
         self.name = name
         self.pid = pid
         self.channel = channel
         self.pidfd = pidfd
+        self.token = token
         self.queue: deque[int] = deque()
         self.last: int | None = None
         self.exitcode: int | None = None
+        #: The controller ended it (watchdog, Ctrl-C): not a crash.
+        self.ended = False
 
 
 class ProcessPool:
@@ -58,6 +68,8 @@ class ProcessPool:
         self._spawned = 0
         self._stopping = False
         self._has_pidfd = hasattr(os, "pidfd_open")
+        self._scratch = tempfile.mkdtemp(prefix="pexen-")
+        self._guardian = Guardian(grace=KILL_GRACE)
         for _ in range(size):
             self._spawn()
 
@@ -70,16 +82,19 @@ class ProcessPool:
                 stream.flush()
             except (OSError, ValueError):
                 pass
+        token = f"{os.getpid()}-{name}"
         pid = os.fork()
         if pid == 0:
-            # Our ends of every channel must be closed in the child, or a
-            # worker would not see end-of-file when the controller dies.
+            # Our ends of every channel (and the guardian's pipe) must be
+            # closed in the child, or end-of-file would not mean "gone".
             ours.close()
             for other in self._workers.values():
                 other.channel.close()
                 if other.pidfd is not None:
                     os.close(other.pidfd)
             self._selector.close()
+            self._guardian.close_in_child()
+            _become_worker_process(token, self._file(name, "stacks"), self._file(name, "reason"))
             _child_main(self._target, theirs)
         theirs.close()
         pidfd = None
@@ -88,7 +103,8 @@ class ProcessPool:
                 pidfd = os.pidfd_open(pid)
             except OSError:
                 self._has_pidfd = False
-        worker = _Worker(name, pid, ours, pidfd)
+        self._guardian.watch(pid, token)
+        worker = _Worker(name, pid, ours, pidfd, token)
         self._workers[name] = worker
         self._selector.register(ours, selectors.EVENT_READ, (worker, "channel"))
         if pidfd is not None:
@@ -160,12 +176,18 @@ class ProcessPool:
         events = [] if worker.channel.closed else self._read(worker)
         self._exited(worker, block=True)
         self._forget(worker)
+        self._guardian.forget(worker.pid)
         queue = tuple(worker.queue)
         if self._stopping and not queue and worker.exitcode == 0:
             events.append(Gone(worker.name))
             return events
+        if not worker.ended:
+            # What the dead worker started may still run: end it.
+            end(tree(worker.pid, worker.token), KILL_GRACE)
         running = queue[0] if queue else None
-        events.append(Lost(worker.name, running, queue[1:], worker.exitcode, worker.last))
+        events.append(
+            Lost(worker.name, running, queue[1:], worker.exitcode, worker.last, ended=worker.ended)
+        )
         if not self._stopping:
             self._spawn()
         return events
@@ -188,6 +210,48 @@ class ProcessPool:
         except OSError:
             pass  # it died; wait() reports it with its tasks
 
+    def stacks(self, worker: str) -> str:
+        """The Python stacks of every thread of *worker*, as faulthandler prints them."""
+        handle = self._workers[worker]
+        path = self._file(worker, "stacks")
+        with open(path, "w"):
+            pass
+        try:
+            os.kill(handle.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return ""
+        # faulthandler writes from the signal handler itself; wait until
+        # the file stops growing.
+        size, deadline = -1, time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            current = os.path.getsize(path)
+            if current and current == size:
+                break
+            size = current
+        with open(path, errors="replace") as file:
+            return file.read()
+
+    def interrupt(self, worker: str, message: str) -> bool:
+        """Make the running test raise :class:`Timeout` with *message*."""
+        handle = self._workers[worker]
+        with open(self._file(worker, "reason"), "w") as file:
+            file.write(message)
+        try:
+            os.kill(handle.pid, signal.SIGUSR2)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def end(self, worker: str) -> None:
+        """End *worker* and every process it started; wait() reports it as Lost(ended=True)."""
+        handle = self._workers[worker]
+        handle.ended = True
+        end(tree(handle.pid, handle.token), KILL_GRACE)
+
+    def _file(self, worker: str, what: str) -> str:
+        return os.path.join(self._scratch, f"{worker}.{what}")
+
     def shutdown(self, drop_queued: bool) -> None:
         """Ask every worker to finish (or drop) its queue and exit."""
         self._stopping = True
@@ -195,19 +259,41 @@ class ProcessPool:
             self._send(worker, ("stop", drop_queued))
 
     def close(self) -> None:
-        """End every worker now (used on errors and interrupts)."""
-        for worker in list(self._workers.values()):
+        """End every worker and what it started, now (at the end, on errors and interrupts)."""
+        victims = []
+        for worker in self._workers.values():
             if not self._exited(worker, block=False):
-                try:
-                    os.kill(worker.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self._exited(worker, block=True)
+                victims.extend(tree(worker.pid, worker.token))
+        end(victims, KILL_GRACE)
+        for worker in list(self._workers.values()):
+            self._exited(worker, block=True)
             self._forget(worker)
         self._selector.close()
+        self._guardian.release()
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __len__(self) -> int:
         return len(self._workers)
+
+
+def _become_worker_process(token: str, stacks_path: str, reason_path: str) -> None:
+    """Process-level set-up of a fresh worker (see :mod:`._processes`)."""
+    # Our own process group: a Ctrl-C at the terminal goes to the controller,
+    # which decides what happens to running tests; and the group is one of
+    # the nets that catch what a test started.
+    os.setpgid(0, 0)
+    become_subreaper()
+    os.environ[TOKEN_VARIABLE] = token
+    stacks = open(stacks_path, "a")
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
+
+    def interrupt(signum: int, frame: object) -> None:
+        __tracebackhide__ = True
+        if _worker_state.in_test:
+            with open(reason_path) as file:
+                raise Timeout(file.read())
+
+    signal.signal(signal.SIGUSR2, interrupt)
 
 
 def _child_main(target: WorkerTarget, channel: Channel) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import pytest
 
+from ._watchdog import Running
 from ._worker import WarningData, junitxml_of
 
 try:
@@ -26,17 +27,23 @@ class Reporter:
     def __init__(self, config: pytest.Config) -> None:
         self._config = config
 
-    def finished(self, item: pytest.Item, payload: dict[str, Any]) -> list[pytest.TestReport]:
-        """Report a test a worker ran; returns its reports."""
+    def finished(
+        self, item: pytest.Item, payload: dict[str, Any], timed_out: Running | None = None
+    ) -> list[pytest.TestReport]:
+        """Report a test a worker ran; returns its reports.
+
+        *timed_out*: the watchdog interrupted it, and it unwound in time.
+        """
         if "calls" in payload:  # run in a thread here: make the reports now
             hook = item.ihook
             reports = [hook.pytest_runtest_makereport(item=item, call=call) for call in payload["calls"]]
-            self._emit(item, reports)
-            return reports
-        reports = [self.load(data) for data in payload["reports"]]
+        else:
+            reports = [self.load(data) for data in payload["reports"]]
+        if timed_out is not None:
+            self._note_timeout(reports, timed_out)
         self._count_failed_subtests(reports)
         self._emit(item, reports)
-        for data in payload["warnings"]:
+        for data in payload.get("warnings", ()):
             self._warning(data)
         xml = junitxml_of(self._config)
         for name, value in payload.get("suite_properties", ()):
@@ -82,6 +89,30 @@ class Reporter:
         for report in reports:
             if isinstance(report, _subtests.SubtestReport) and report.failed:
                 self._config.stash[_subtests.failed_subtests_key][report.nodeid] += 1
+
+    def timed_out(self, item: pytest.Item, reason: str, stacks: str) -> list[pytest.TestReport]:
+        """Report a test that ran out of time and did not unwind: its worker was ended."""
+        message = (
+            f"Timeout: {reason}\n"
+            "The test did not return when interrupted; its worker and every process it "
+            "started were ended, so the test's fixture teardown did not run."
+        )
+        call = self._make(item, "call", "failed", message)
+        call.sections.append(_stacks_section(stacks))
+        reports = [self._make(item, "setup", "passed", None), call, self._make(item, "teardown", "passed", None)]
+        self._emit(item, reports)
+        return reports
+
+    @staticmethod
+    def _note_timeout(reports: Sequence[pytest.TestReport], running: Running) -> None:
+        """Put the stacks seen at the deadline into the report that failed."""
+        failed = [report for report in reports if report.failed] or list(reports[-1:])
+        for report in failed[:1]:
+            report.sections.append(_stacks_section(running.stacks))
+            report.sections.append(
+                ("pexen watchdog", f"Timeout: {running.expired_because}; the test was interrupted "
+                 "and its fixture teardown ran; its worker and the processes it started were then ended.")
+            )
 
     def crashed_after(self, item: pytest.Item, what: str) -> pytest.TestReport:
         """A worker died after *item*, its last test, had been reported."""
@@ -130,6 +161,10 @@ class Reporter:
         self._config.hook.pytest_warning_recorded.call_historic(
             kwargs=dict(warning_message=record, when=when, nodeid=nodeid, location=location)
         )
+
+
+def _stacks_section(stacks: str) -> tuple[str, str]:
+    return ("pexen watchdog: stacks at the deadline", stacks or "(no stacks could be read)")
 
 
 def outcome_of(reports: Sequence[pytest.TestReport]) -> str:

@@ -2,15 +2,19 @@
 
 Policy lives in the planner (which test next) and mechanism in the pool
 (processes, pipes); this loop only moves events between them and pytest's
-reporting. It also decides how far ahead to feed each worker: short tests
-are sent in batches so that no worker idles while the controller answers,
-long tests one at a time so that no test waits behind another on a busy
-worker while a free one could take it.
+reporting, and keeps the watchdog's clock. It also decides how far ahead to
+feed each worker: short tests are sent in batches so that no worker idles
+while the controller answers, long tests one at a time so that no test waits
+behind another on a busy worker while a free one could take it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import pytest
 
@@ -18,12 +22,26 @@ from ._errors import PexenError
 from ._planner import Planner, State
 from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, exit_description
 from ._reporting import Reporter, duration_of, outcome_of
+from ._watchdog import UNWIND_SECONDS, Watchdog
 
 #: Work (in seconds of expected test time) queued on a worker beyond the
 #: test it is running. Small enough not to hurt balance, big enough to hide
 #: a round trip to the controller.
 PREFETCH_SECONDS = 0.02
 MAX_QUEUED = 32
+#: Longest wait while a Ctrl-C may need noticing.
+_SIGNAL_LATENCY = 0.25
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The watchdog's limits for one run."""
+
+    #: Seconds per test, by item index (absent: no limit).
+    timeouts: Mapping[int, float]
+    session_timeout: float | None = None
+    #: Workers that may crash in a row before the run stops.
+    max_crashes: int = 5
 
 
 class RunLoop:
@@ -36,6 +54,7 @@ class RunLoop:
         planner: Planner,
         make_pool: Callable[[str], Pool],
         durations: dict[str, float],
+        limits: Limits,
     ) -> None:
         self._session = session
         self._items = items
@@ -43,6 +62,8 @@ class RunLoop:
         self._planner = planner
         self._make_pool = make_pool
         self._reporter = Reporter(session.config)
+        self._limits = limits
+        self._watchdog = Watchdog()
         #: Durations measured in this run, by node id (for the next run).
         self.durations = durations
         known = [durations[i.nodeid] for i in items if i.nodeid in durations]
@@ -51,21 +72,57 @@ class RunLoop:
         # With -x/--maxfail, a test queued behind a failing one would run
         # before the stop reaches its worker: feed one test at a time.
         self._stop_on_failure = bool(session.config.getoption("maxfail", 0))
+        self._session_deadline = (
+            None if limits.session_timeout is None else time.monotonic() + limits.session_timeout
+        )
+        self._crashes_in_a_row = 0
+        #: Why the run stops early and reports what did not run (None: it does not).
+        self.stopped_because: str | None = None
+        self._interrupts = 0
+
+    # -- the whole run --------------------------------------------------------
 
     def run(self) -> None:
         """Run every group in turn, each on a pool of its own."""
-        self._report_blocked()
-        for group in self._planner.groups():
-            if self._must_stop():
-                break
-            self._planner.begin(group)
-            if not self._planner.group_is_active():
-                continue
-            pool = self._make_pool(group)
-            try:
-                self._loop(pool)
-            finally:
-                pool.close()
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._on_ctrl_c)
+        try:
+            self._report_blocked()
+            for group in self._planner.groups():
+                if self._must_stop():
+                    break
+                self._planner.begin(group)
+                if self._planner.group_is_active():
+                    self._run_group(self._make_pool(group))
+            if self.stopped_because is not None:
+                self._planner.abandon(f"not run: {self.stopped_because}")
+                self._report_blocked()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if self._interrupts:
+            raise KeyboardInterrupt
+
+    def _run_group(self, pool: Pool) -> None:
+        try:
+            self._loop(pool)
+        except KeyboardInterrupt:
+            for worker in self._watchdog.workers():
+                running = self._watchdog.ended(worker)
+                if running is not None:
+                    item = self._items[running.index]
+                    self._reporter.crashed(item, "ended by a second Ctrl-C")
+            raise
+        finally:
+            pool.close()
+
+    def _on_ctrl_c(self, signum: int, frame: Any) -> None:
+        self._interrupts += 1
+        if self._interrupts > 1:
+            raise KeyboardInterrupt
+        sys.stderr.write(
+            "\npexen: Ctrl-C: no more tests start; running tests finish "
+            "(Ctrl-C again to end them now)\n"
+        )
 
     def _loop(self, pool: Pool) -> None:
         stopping = False
@@ -84,12 +141,22 @@ class RunLoop:
             if not stopping and not any(assigned.values()):
                 stuck = [i.nodeid for i in self._items if self._planner.state(i.nodeid) is State.READY]
                 raise PexenError("scheduler stalled with tests ready but none handed out: " + ", ".join(stuck))
-            for event in pool.wait(None):
-                self._handle(event)
+            self._track_starts(assigned)
+            for event in pool.wait(self._wait_time()):
+                self._handle(event, pool)
+            self._check_clocks(pool)
 
     def _must_stop(self) -> bool:
         session = self._session
-        return bool(session.shouldfail or session.shouldstop or self.exit_request)
+        return bool(
+            session.shouldfail
+            or session.shouldstop
+            or self.exit_request
+            or self.stopped_because
+            or self._interrupts
+        )
+
+    # -- feeding workers --------------------------------------------------------
 
     def _depth(self) -> int:
         """How many tasks a worker should hold, the running one included."""
@@ -104,40 +171,125 @@ class RunLoop:
             if len(queue) > depth // 2:
                 continue
             # A test with locks holds them from the moment it is handed out:
-            # only an idle worker gets one, so it starts at once.
-            taken = [] if queue else self._planner.take(1)
-            taken += self._planner.take(depth - len(queue) - len(taken), locks=False)
+            # it goes to an idle worker, or behind short tests only (under
+            # PREFETCH_SECONDS of work), never behind a long one.
+            if depth > 1:
+                taken = self._planner.take(depth - len(queue))
+            else:
+                taken = [] if queue else self._planner.take(1)
             if taken:
                 pool.assign(worker, [self._index[task_id] for task_id in taken])
 
-    def _handle(self, event: object) -> None:
+    # -- the watchdog -------------------------------------------------------------
+
+    def _track_starts(self, assigned: Mapping[str, Sequence[int]]) -> None:
+        """A worker's first queued task is the one it runs; note when each began."""
+        now = time.monotonic()
+        for worker, queue in assigned.items():
+            current = self._watchdog.current(worker)
+            head = queue[0] if queue else None
+            if current is not None and (current.index == head or current.expired_because):
+                continue  # still running, or out of time and about to be ended
+            if current is not None:
+                self._watchdog.ended(worker)
+            if head is not None:
+                self._watchdog.started(worker, head, now, self._limits.timeouts.get(head))
+
+    def _wait_time(self) -> float | None:
+        deadlines = [self._watchdog.next_deadline(), self._session_deadline]
+        known = [d for d in deadlines if d is not None]
+        timeout = max(0.0, min(known) - time.monotonic()) if known else None
+        if timeout is None or timeout > _SIGNAL_LATENCY:
+            timeout = _SIGNAL_LATENCY
+        return timeout
+
+    def _check_clocks(self, pool: Pool) -> None:
+        now = time.monotonic()
+        if self._session_deadline is not None and now >= self._session_deadline:
+            self._session_deadline = None
+            limit = self._limits.session_timeout
+            self.stopped_because = f"the session timeout of {limit:g}s expired"
+            for worker in self._watchdog.workers():
+                self._expire(pool, worker, f"{self.stopped_because} while it ran (pexen watchdog)")
+        for worker, running in self._watchdog.due(now):
+            if running.expired_because is None:
+                self._expire(
+                    pool, worker, f"test exceeded its time limit of {running.limit:g}s (pexen watchdog)"
+                )
+            else:
+                # It had its chance to unwind: end it and all it started.
+                running.deadline = None
+                pool.end(worker)
+
+    def _expire(self, pool: Pool, worker: str, reason: str) -> None:
+        running = self._watchdog.current(worker)
+        if running is None or running.expired_because is not None:
+            return
+        stacks = pool.stacks(worker)
+        unwind = UNWIND_SECONDS if pool.interrupt(worker, reason) else 0.0
+        self._watchdog.expire(worker, reason, stacks, time.monotonic(), unwind)
+
+    # -- events -------------------------------------------------------------------
+
+    def _handle(self, event: object, pool: Pool) -> None:
         if isinstance(event, Finished):
-            item = self._items[event.index]
-            reports = self._reporter.finished(item, event.payload)
-            outcome = outcome_of(reports)
-            self._learn(item.nodeid, duration_of(reports))
-            self._planner.done(item.nodeid, outcome)
-            if "exit" in event.payload:
-                self.exit_request = tuple(event.payload["exit"])
-            self._report_blocked()
+            self._finished(event, pool)
         elif isinstance(event, Late):
             self._reporter.late(self._items[event.index], event.payload)
         elif isinstance(event, Dropped):
             for index in event.indices:
                 self._planner.give_back(self._items[index].nodeid)
         elif isinstance(event, Lost):
-            for index in event.queued:
-                self._planner.give_back(self._items[index].nodeid)
-            what = f"worker {event.worker} {exit_description(event.exitcode)}"
-            if event.running is not None:
-                item = self._items[event.running]
-                self._reporter.crashed(item, what)
-                self._planner.done(item.nodeid, "crashed")
-                self._report_blocked()
-            elif event.last is not None:
-                self._reporter.crashed_after(self._items[event.last], what)
+            self._lost(event)
         else:
             assert isinstance(event, Gone), event
+
+    def _finished(self, event: Finished, pool: Pool) -> None:
+        item = self._items[event.index]
+        running = self._watchdog.current(event.worker)
+        expired = running is not None and running.index == event.index and running.expired_because
+        reports = self._reporter.finished(item, event.payload, running if expired else None)
+        outcome = "timeout" if expired else outcome_of(reports)
+        self._learn(item.nodeid, duration_of(reports))
+        self._planner.done(item.nodeid, outcome)
+        self._crashes_in_a_row = 0
+        if "exit" in event.payload:
+            self.exit_request = tuple(event.payload["exit"])
+        if expired:
+            # It unwound in time; still, end what it started and its worker.
+            self._watchdog.ended(event.worker)
+            pool.end(event.worker)
+        self._report_blocked()
+
+    def _lost(self, event: Lost) -> None:
+        running = self._watchdog.ended(event.worker)
+        for index in event.queued:
+            self._planner.give_back(self._items[index].nodeid)
+        what = f"worker {event.worker} {exit_description(event.exitcode)}"
+        if event.ended:
+            if event.running is None:
+                return
+            item = self._items[event.running]
+            if running is not None and running.index == event.running and running.expired_because:
+                self._reporter.timed_out(item, running.expired_because, running.stacks)
+                self._planner.done(item.nodeid, "timeout")
+                self._report_blocked()
+            else:
+                # Started behind a timed-out test just before its worker was ended.
+                self._planner.give_back(item.nodeid)
+        elif event.running is not None:
+            item = self._items[event.running]
+            self._reporter.crashed(item, what)
+            self._planner.done(item.nodeid, "crashed")
+            self._report_blocked()
+            self._crashes_in_a_row += 1
+            if self._crashes_in_a_row >= self._limits.max_crashes:
+                self.stopped_because = (
+                    f"{self._crashes_in_a_row} workers crashed in a row "
+                    "(--pexen-max-crashes); the run stopped"
+                )
+        elif event.last is not None:
+            self._reporter.crashed_after(self._items[event.last], what)
 
     def _learn(self, nodeid: str, seconds: float) -> None:
         self.durations[nodeid] = seconds

@@ -10,11 +10,13 @@ returns keeps its thread (the watchdog ends such runs).
 from __future__ import annotations
 
 import queue
+import sys
 import threading
+import traceback
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from ._pool import Dropped, Event, Finished, Gone
+from ._pool import Dropped, Event, Finished, Gone, Lost
 
 TaskRunner = Callable[[int], Any]
 
@@ -26,6 +28,9 @@ class _Thread:
         self.wakeup = threading.Condition()
         self.stopping = False
         self.drop = False
+        self.ident: int | None = None
+        #: Given up on (its task ran out of time): whatever it does is ignored.
+        self.abandoned = False
 
 
 class ThreadPool:
@@ -37,14 +42,21 @@ class ThreadPool:
         self._run = run
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._threads: dict[str, _Thread] = {}
-        for number in range(size):
-            worker = _Thread(f"t{number}")
-            self._threads[worker.name] = worker
-            threading.Thread(
-                target=self._serve, args=(worker,), name=f"pexen-{worker.name}", daemon=True
-            ).start()
+        self._started = 0
+        self._stopping = False
+        for _ in range(size):
+            self._start()
+
+    def _start(self) -> None:
+        worker = _Thread(f"t{self._started}")
+        self._started += 1
+        self._threads[worker.name] = worker
+        threading.Thread(
+            target=self._serve, args=(worker,), name=f"pexen-{worker.name}", daemon=True
+        ).start()
 
     def _serve(self, worker: _Thread) -> None:
+        worker.ident = threading.get_ident()
         while True:
             with worker.wakeup:
                 while not worker.queue and not worker.stopping:
@@ -58,6 +70,8 @@ class ThreadPool:
                     return
                 index = worker.queue[0]
             payload = self._run(index)
+            if worker.abandoned:
+                return
             with worker.wakeup:
                 worker.queue.popleft()
             self._events.put(Finished(worker.name, index, payload))
@@ -89,8 +103,33 @@ class ThreadPool:
                 del self._threads[event.worker]
         return events
 
+    def stacks(self, worker: str) -> str:
+        """The stack of the thread running *worker*'s task."""
+        ident = self._threads[worker].ident
+        frame = sys._current_frames().get(ident) if ident is not None else None
+        if frame is None:
+            return ""
+        return f"Thread {ident:#x} ({worker}):\n" + "".join(traceback.format_stack(frame))
+
+    def interrupt(self, worker: str, message: str) -> bool:
+        """Threads cannot be interrupted; the caller ends the worker instead."""
+        return False
+
+    def end(self, worker: str) -> None:
+        """Give up on *worker*'s thread (it cannot be killed) and start a fresh one."""
+        thread = self._threads.pop(worker)
+        with thread.wakeup:
+            thread.abandoned = True
+            queue_left = tuple(thread.queue)
+            thread.queue.clear()
+        running = queue_left[0] if queue_left else None
+        self._events.put(Lost(worker, running, queue_left[1:], None, None, ended=True))
+        if not self._stopping:
+            self._start()
+
     def shutdown(self, drop_queued: bool) -> None:
         """Let every thread finish (or drop) its queue, then end."""
+        self._stopping = True
         for thread in self._threads.values():
             with thread.wakeup:
                 thread.stopping = True

@@ -25,7 +25,9 @@ import pytest
 from _pytest.junitxml import xml_key
 from _pytest.runner import CallInfo
 
+from . import _worker_state
 from ._channel import Channel
+from ._errors import Timeout
 
 #: A warning as it crosses the process boundary.
 WarningData = tuple[str, Any, str, int, "str | None", str, str, Any]
@@ -102,9 +104,6 @@ class _MutedTerminal:
 
 
 def _become_worker(config: pytest.Config) -> _ReportRelay:
-    # Our own process group: a Ctrl-C at the terminal goes to the controller,
-    # which decides what happens to running tests.
-    os.setpgid(0, 0)
     manager = config.pluginmanager
     terminal = manager.get_plugin("terminalreporter")
     if terminal is not None:
@@ -191,10 +190,15 @@ def _run_item(
     session: pytest.Session, item: pytest.Item, nextitem: Any, relay: _ReportRelay
 ) -> dict[str, Any]:
     exit_reason = None
+    _worker_state.in_test = True
     try:
         item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
     except pytest.exit.Exception as exc:
         exit_reason = (exc.msg, exc.returncode)
+    except Timeout:
+        pass  # it hit pytest's own code between phases; the reports so far stand
+    finally:
+        _worker_state.in_test = False
     # The controller decides when the run stops (-x, --maxfail); a worker's
     # own count must not make it tear everything down after each item.
     session.shouldfail = False

@@ -193,4 +193,4 @@ def test_fields_not_enforced_yet_are_announced(suite, run):
     )
     result = run("--pexen")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: timeout (1), retries (2)"])
+    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: retries (2)"])

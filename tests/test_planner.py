@@ -296,3 +296,37 @@ def test_a_claim_waiting_in_a_later_group_does_not_block_uses_now():
     )
     assert planner.take(1) == ["u1"]
     assert planner.take(5) == ["u2"]
+
+
+def test_users_are_held_back_only_when_they_are_the_claimers_last_obstacle():
+    planner = Planner(
+        [
+            Task("net-long", claims=("net",)),
+            Task("user1", uses=("db",)),
+            Task("net-and-db", claims=("net", "db")),
+            Task("user2", uses=("db",)),
+        ]
+    )
+    assert planner.take(2) == ["net-long", "user1"]
+    # net-and-db waits for net (claimed), so db users may still join.
+    assert planner.take(5) == ["user2"]
+
+
+def test_a_better_priority_claimer_is_not_overtaken_on_its_resources():
+    planner = Planner(
+        [
+            Task("go", provides=("go",)),
+            Task("net1", claims=("net",)),
+            Task("both", claims=("net", "gpu"), priority=-1, requires=(("go",),)),
+            Task("gpu2", claims=("gpu",)),
+            Task("free"),
+        ]
+    )
+    assert planner.take(2) == ["go", "net1"]
+    planner.done("go", "passed")
+    # both waits for net; gpu2 (worse priority) may not take gpu meanwhile.
+    assert planner.take(5) == ["free"]
+    planner.done("net1", "passed")
+    assert planner.take(5) == ["both"]
+    planner.done("both", "passed")
+    assert planner.take(5) == ["gpu2"]

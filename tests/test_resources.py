@@ -267,3 +267,26 @@ def test_function_test_in_a_thread_group_is_a_usage_error(pytester, suite, run):
     result.stderr.fnmatch_lines(
         ["*test_f.py::test_it: group 'light' runs in a thread pool*put this test in a group with pool=process*"]
     )
+
+
+def test_tests_with_locks_are_not_pushed_behind_a_stream_of_short_tests(suite, run, events):
+    suite(
+        test_stream='''
+        import pytest
+
+        @pytest.mark.parametrize("n", range(100))
+        def test_a(n):
+            pass
+
+        @pytest.mark.pexen(claims=["net"])
+        def test_claimer():
+            pass
+
+        @pytest.mark.parametrize("n", range(200))
+        def test_b(n):
+            pass
+        '''
+    )
+    run("--pexen", "--pexen-workers=2").assert_outcomes(passed=301)
+    names = events().names()
+    assert names.index("test_claimer") < names.index("test_b[150]")

@@ -1,0 +1,175 @@
+"""Process trees: finding every process a worker started, and ending them.
+
+A test may start children, grandchildren, daemons that double-fork or call
+``setsid``. Three nets catch them:
+
+- each worker is a *child subreaper* (Linux): orphans of its descendants
+  are re-parented to it, so they stay among its descendants;
+- each worker leads its own process group, which children keep unless they
+  leave it on purpose;
+- each worker sets ``PEXEN_WORKER`` in its environment; programs it (or its
+  descendants) execute carry it, and ``/proc/PID/environ`` shows it.
+
+A *guardian* process, forked before the workers, ends every worker's tree
+if the controller dies without saying goodbye.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from typing import Iterable
+
+import psutil
+
+#: Environment variable naming the worker a process descends from.
+TOKEN_VARIABLE = "PEXEN_WORKER"
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux only); returns whether it worked."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """Get SIGKILL when the parent dies (Linux only); exit now if it already has."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != expected_parent:
+        os._exit(1)
+
+
+def tree(pid: int, token: str | None = None) -> list[psutil.Process]:
+    """*pid*, its descendants, its process group and processes carrying *token*."""
+    found: dict[int, psutil.Process] = {}
+    try:
+        root = psutil.Process(pid)
+        found[pid] = root
+        for child in root.children(recursive=True):
+            found[child.pid] = child
+    except psutil.Error:
+        pass
+    for process in psutil.process_iter(["pid"]):
+        if process.pid in found or process.pid == os.getpid():
+            continue
+        try:
+            if os.getpgid(process.pid) == pid or (token and _carries(process, token)):
+                found[process.pid] = process
+        except (OSError, psutil.Error):
+            continue
+    return list(found.values())
+
+
+def _carries(process: psutil.Process, token: str) -> bool:
+    try:
+        return process.environ().get(TOKEN_VARIABLE) == token
+    except psutil.Error:
+        return False
+
+
+def end(processes: Iterable[psutil.Process], grace: float) -> list[int]:
+    """SIGTERM, then SIGKILL what is left after *grace* seconds; returns the pids."""
+    processes = list(processes)
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+    return [process.pid for process in processes]
+
+
+class Guardian:
+    """A process that ends the watched workers' trees if the controller dies."""
+
+    def __init__(self, grace: float = 1.0) -> None:
+        read_end, self._write_end = os.pipe()
+        controller = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(self._write_end)
+            _guard(read_end, controller, grace)
+        os.close(read_end)
+        self.pid = pid
+
+    def close_in_child(self) -> None:
+        """In a process forked from the controller: let go of the guardian's pipe."""
+        if self._write_end >= 0:
+            os.close(self._write_end)
+
+    def watch(self, pid: int, token: str) -> None:
+        self._say(f"watch {pid} {token}\n")
+
+    def forget(self, pid: int) -> None:
+        self._say(f"forget {pid}\n")
+
+    def release(self) -> None:
+        """The controller is done: the guardian exits without ending anything."""
+        if self._write_end < 0:
+            return
+        self._say("bye\n")
+        os.close(self._write_end)
+        self._write_end = -1
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+    def _say(self, line: str) -> None:
+        try:
+            os.write(self._write_end, line.encode())
+        except OSError:
+            pass
+
+
+def _guard(read_end: int, controller: int, grace: float) -> None:
+    """The guardian's life: listen until end-of-file, then clean up unless told bye."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.setpgid(0, 0)
+        watched: dict[int, str] = {}
+        buffer = b""
+        while True:
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, rest = buffer.split(b"\n")
+            buffer = rest
+            for line in lines:
+                words = line.decode().split()
+                if words[0] == "bye":
+                    os._exit(0)
+                if words[0] == "watch":
+                    watched[int(words[1])] = words[2]
+                elif words[0] == "forget":
+                    watched.pop(int(words[1]), None)
+        victims: list[psutil.Process] = []
+        for pid, token in watched.items():
+            victims.extend(tree(pid, token))
+        end(victims, grace)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
