@@ -86,6 +86,12 @@ def pexen_mode(workers: int) -> Mode:
     return Mode(f"pexen --pexen-workers={workers}", args)
 
 
+def pexen_timeout_mode(workers: int) -> Mode:
+    """pexen with a per-test time limit: every test is watched by the watchdog."""
+    base = pexen_mode(workers)
+    return Mode(f"{base.name} --pexen-timeout=60", (*base.args, "--pexen-timeout=60"))
+
+
 def pytest_env(pycache: Path) -> dict[str, str]:
     """The environment for pytest subprocesses: no autoloaded plugins, no
     addopts, and bytecode written under *pycache* (so that it is reused after
@@ -148,7 +154,7 @@ def bench_throughput(
     root: Path, env: Mapping[str, str], tests: int, repeat: int, workers: int
 ) -> dict[str, list[float]]:
     """Wall times of each mode, *repeat* rounds after one untimed warm-up round."""
-    all_modes = [PLAIN, xdist_mode(workers), pexen_mode(workers)]
+    all_modes = [PLAIN, xdist_mode(workers), pexen_mode(workers), pexen_timeout_mode(workers)]
     for mode in all_modes:
         run_pytest(root, mode, tests, env)
     times: dict[str, list[float]] = {mode.name: [] for mode in all_modes}
@@ -818,6 +824,13 @@ def run_parts(
         write_trivial_suite(trivial, args.tests)
         times = bench_throughput(trivial, env, args.tests, args.repeat, args.workers)
         ratios = print_throughput_table(times)
+        watched = statistics.median(times[pexen_timeout_mode(args.workers).name])
+        unwatched = statistics.median(times[pexen_mode(args.workers).name])
+        per_test_ms = (watched - unwatched) / args.tests * 1000
+        print(
+            f"  watchdog cost with a limit on every test: {per_test_ms:+.4f} ms per test "
+            "(median difference; its bookkeeping runs in both pexen modes)"
+        )
     dag = tmp / "dag"
     dag.mkdir()
     tests = dag_suite()

@@ -57,6 +57,8 @@ class Lost:
     last: int | None
     #: The controller ended it on purpose (watchdog, Ctrl-C): not a crash.
     ended: bool = False
+    #: (name, text) of what the running task had written, where known.
+    output: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

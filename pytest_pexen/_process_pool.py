@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections import deque
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 from . import _worker_state
 from ._channel import Channel
@@ -44,6 +44,8 @@ class _Worker:
         self.exitcode: int | None = None
         #: The controller ended it (watchdog, Ctrl-C): not a crash.
         self.ended = False
+        #: Files the worker named (its capture files), opened here to outlive it.
+        self.files: dict[str, BinaryIO] = {}
 
 
 class ProcessPool:
@@ -150,6 +152,8 @@ class ProcessPool:
                 worker.queue.popleft()
                 worker.last = index
                 events.append(Finished(worker.name, index, payload))
+            elif kind == "files":
+                worker.files = _open_files_of(worker.pid, payload)
             elif kind == "dropped":
                 for dropped in payload:
                     worker.queue.remove(dropped)
@@ -175,6 +179,7 @@ class ProcessPool:
         """A worker's process ended: read what it left, then report it."""
         events = [] if worker.channel.closed else self._read(worker)
         self._exited(worker, block=True)
+        output = tuple((name, _tail(file)) for name, file in worker.files.items())
         self._forget(worker)
         self._guardian.forget(worker.pid)
         queue = tuple(worker.queue)
@@ -186,7 +191,7 @@ class ProcessPool:
             end(tree(worker.pid, worker.token), KILL_GRACE)
         running = queue[0] if queue else None
         events.append(
-            Lost(worker.name, running, queue[1:], worker.exitcode, worker.last, ended=worker.ended)
+            Lost(worker.name, running, queue[1:], worker.exitcode, worker.last, worker.ended, output)
         )
         if not self._stopping:
             self._spawn()
@@ -202,6 +207,8 @@ class ProcessPool:
         worker.channel.close()
         if worker.pidfd is not None:
             os.close(worker.pidfd)
+        for file in worker.files.values():
+            file.close()
         del self._workers[worker.name]
 
     def _send(self, worker: _Worker, message: Any) -> None:
@@ -274,6 +281,33 @@ class ProcessPool:
 
     def __len__(self) -> int:
         return len(self._workers)
+
+
+#: Most of a file's end that a Lost event carries.
+_OUTPUT_LIMIT = 64 * 1024
+
+
+def _open_files_of(pid: int, fds: dict[str, int]) -> dict[str, BinaryIO]:
+    """Open another process's file descriptors (Linux /proc), where possible."""
+    files = {}
+    for name, fd in fds.items():
+        try:
+            files[name] = open(f"/proc/{pid}/fd/{fd}", "rb")
+        except OSError:
+            continue
+    return files
+
+
+def _tail(file: BinaryIO) -> str:
+    try:
+        file.seek(0, os.SEEK_END)
+        size = file.tell()
+        file.seek(max(0, size - _OUTPUT_LIMIT))
+        data = file.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return text if size <= _OUTPUT_LIMIT else f"[first {size - _OUTPUT_LIMIT} bytes cut]\n{text}"
 
 
 def _become_worker_process(token: str, stacks_path: str, reason_path: str) -> None:

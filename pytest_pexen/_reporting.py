@@ -68,13 +68,16 @@ class Reporter:
         self._emit(item, reports)
         return reports
 
-    def crashed(self, item: pytest.Item, what: str) -> list[pytest.TestReport]:
-        """Report a test whose worker died under it as an error."""
+    def crashed(
+        self, item: pytest.Item, what: str, output: Sequence[tuple[str, str]] = ()
+    ) -> list[pytest.TestReport]:
+        """Report a test whose worker died under it as an error, with its output so far."""
         message = f"worker crashed while running this test: {what}"
-        reports = [
-            self._make(item, "setup", "failed", message),
-            self._make(item, "teardown", "passed", None),
-        ]
+        setup = self._make(item, "setup", "failed", message)
+        for name, text in output:
+            if text:
+                setup.sections.append((f"Captured {name} until the crash", text))
+        reports = [setup, self._make(item, "teardown", "passed", None)]
         self._emit(item, reports)
         return reports
 

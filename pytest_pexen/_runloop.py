@@ -279,7 +279,7 @@ class RunLoop:
                 self._planner.give_back(item.nodeid)
         elif event.running is not None:
             item = self._items[event.running]
-            self._reporter.crashed(item, what)
+            self._reporter.crashed(item, what, event.output)
             self._planner.done(item.nodeid, "crashed")
             self._report_blocked()
             self._crashes_in_a_row += 1

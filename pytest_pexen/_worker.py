@@ -137,9 +137,27 @@ def _fresh_capture(config: pytest.Config) -> None:
     capman.suspend_global_capture()
 
 
+def capture_files(config: pytest.Config) -> dict[str, int]:
+    """File descriptors holding the running test's captured stdout and stderr.
+
+    With fd capture, pytest keeps what a test has printed so far in these
+    files; if the worker dies, the controller can still read them.
+    """
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    capturing = getattr(capman, "_global_capturing", None)
+    files = {}
+    for name in ("stdout", "stderr"):
+        capture = getattr(capturing, name[3:], None)
+        tmpfile = getattr(capture, "tmpfile", None)
+        if hasattr(capture, "targetfd") and tmpfile is not None:
+            files[name] = tmpfile.fileno()
+    return files
+
+
 def run_worker(session: pytest.Session, channel: Channel) -> None:
     """The worker's whole life: receive indices, run items, send reports."""
     relay = _become_worker(session.config)
+    channel.send(("files", None, capture_files(session.config)))
     items = session.items
     queue: deque[int] = deque()
     stopping = False

@@ -482,3 +482,28 @@ def test_unpicklable_values_inside_named_tuples(suite, run):
         '''
     )
     run("--pexen").assert_outcomes(passed=1)
+
+
+def test_a_crash_report_carries_the_output_so_far(suite, run):
+    suite(
+        test_talks="""
+        import os, sys
+
+        def test_talks_then_dies():
+            print("about to go")
+            sys.stderr.write("last words\\n")
+            sys.stdout.flush()
+            os._exit(7)
+        """
+    )
+    result = run("--pexen")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*exited with code 7*",
+            "*Captured stdout until the crash*",
+            "about to go",
+            "*Captured stderr until the crash*",
+            "last words",
+        ]
+    )
