@@ -5,8 +5,17 @@ Public names are listed in ``__all__``; every other module is private.
 
 from __future__ import annotations
 
+from ._api import subresult, warn
 from ._errors import MetadataError, PexenError, PlanError, Timeout
 
 __version__ = "0.1.0"
 
-__all__ = ["MetadataError", "PexenError", "PlanError", "Timeout", "__version__"]
+__all__ = [
+    "MetadataError",
+    "PexenError",
+    "PlanError",
+    "Timeout",
+    "__version__",
+    "subresult",
+    "warn",
+]

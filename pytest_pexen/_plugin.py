@@ -15,6 +15,7 @@ from typing import Any, Generator, Mapping
 
 import pytest
 
+from . import _api
 from ._errors import PexenError
 from ._metadata import Meta, check_fields, merge
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec, parse_workers
@@ -23,7 +24,8 @@ from ._pool import Pool
 from ._process_pool import ProcessPool
 from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
-from ._worker import run_in_thread, run_worker
+from ._worker import XUNIT_PLUGIN, Retry, run_in_thread, run_worker
+from ._xunit import FLAVORS, XunitWriter
 
 DURATIONS_KEY = "pexen/durations"
 MARKER_HELP = (
@@ -76,7 +78,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=5,
         help="stop the run after N workers crashed in a row (default: 5)",
     )
+    group.addoption(
+        "--pexen-xunit",
+        metavar="PATH",
+        default=None,
+        help="write a JUnit XML file for CI, kept current during the run (default: ini pexen_xunit)",
+    )
+    group.addoption(
+        "--pexen-xunit-flavor",
+        choices=FLAVORS,
+        default="junit10",
+        help="junit10 (default): valid against the Jenkins JUnit schema; rich: adds "
+        "testcase file, line and properties that GitLab and GitHub reporters read",
+    )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
+    parser.addini("pexen_xunit", "path of the JUnit XML file (as --pexen-xunit)", default="")
     parser.addini("pexen_timeout", "time limit of each test in seconds, for --pexen", default="")
     parser.addini(
         "pexen_groups",
@@ -94,6 +110,11 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    xunit = config.getoption("pexen_xunit") or config.getini("pexen_xunit")
+    if xunit and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(
+            XunitWriter(xunit, config.getoption("pexen_xunit_flavor")), XUNIT_PLUGIN
+        )
     if not config.getoption("pexen"):
         return
     try:
@@ -121,6 +142,66 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(PexenSession(config, workers), "pexen-session")
 
 
+# -- the in-test API's hooks (active with and without --pexen) -------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    _api.set_current(item)
+    try:
+        return (yield)
+    finally:
+        _api.set_current(None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" and report.passed:
+        failed = [s for s in _api.subresults_of(item.user_properties) if s.outcome == "failed"]
+        if failed:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(
+                f"sub-result {s.name!r} failed" + (f": {s.message}" if s.message else "") for s in failed
+            )
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, Any] | None:
+    if report.outcome == "rerun":
+        return "rerun", "R", ("RERUN", {"yellow": True})
+    if report.when != "call":
+        return None
+    if report.passed and not hasattr(report, "wasxfail"):
+        if getattr(report, "pexen_attempts", 1) > 1:
+            return "flaky", "f", ("FLAKY", {"yellow": True})
+        if _api.warnings_of(report.user_properties):
+            return "warned", "W", ("WARNED", {"yellow": True})
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List what tests said through the API: warnings, sub-results, flaky passes."""
+    lines = []
+    for category in ("warned", "flaky", "passed", "failed"):
+        for report in terminalreporter.stats.get(category, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            for message in _api.warnings_of(report.user_properties):
+                lines.append(f"WARNED {report.nodeid} - {message}")
+            for sub in _api.subresults_of(report.user_properties):
+                detail = f" - {sub.message}" if sub.message else ""
+                lines.append(f"{sub.outcome.upper()} {report.nodeid}::{sub.name}{detail}")
+            attempts = getattr(report, "pexen_attempts", 1)
+            if attempts > 1 and report.passed:
+                lines.append(f"FLAKY {report.nodeid} - passed on attempt {attempts}")
+    if lines:
+        terminalreporter.write_sep("=", "pexen: warnings, sub-results and flaky tests")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 class PexenSession:
     """State and hooks of one ``--pexen`` session, in the controller."""
 
@@ -132,6 +213,7 @@ class PexenSession:
         self._planner: Planner | None = None
         self._groups: dict[str, GroupSpec] = {}
         self._timeouts: dict[str, float] = {}
+        self._retries: dict[int, Retry] = {}
         self._unenforced: dict[str, int] = {}
         self._durations: dict[str, float] = {}
         cache = getattr(config, "cache", None)
@@ -184,10 +266,14 @@ class PexenSession:
         )
         default_timeout = self._timeout_option("pexen_timeout")
         self._timeouts = {}
-        for item in items:
-            timeout = metas[item.nodeid].timeout or default_timeout
+        self._retries = {}
+        for index, item in enumerate(items):
+            meta = metas[item.nodeid]
+            timeout = meta.timeout or default_timeout
             if timeout is not None:
                 self._timeouts[item.nodeid] = timeout
+            if meta.retries:
+                self._retries[index] = Retry(meta.retries, meta.retry_delay)
 
     def _timeout_option(self, name: str) -> float | None:
         """A limit in seconds from the command line, else the ini file of that name."""
@@ -327,7 +413,7 @@ class PexenSession:
         size = max(1, min(spec.workers, self._planner.group_size(group)))
         if spec.pool == "thread":
             return ThreadPool(size, functools.partial(run_in_thread, session.items))
-        return ProcessPool(size, functools.partial(run_worker, session))
+        return ProcessPool(size, functools.partial(run_worker, session, self._retries))
 
     def _save_durations(self, durations: dict[str, float]) -> None:
         cache = getattr(self._config, "cache", None)
@@ -341,7 +427,7 @@ def _threadsafe(item: pytest.Item) -> bool:
 
 
 #: Fields accepted now and acted on by later releases.
-_UNENFORCED = ("retries", "retry_delay", "on_resume")
+_UNENFORCED = ("on_resume",)
 #: Limits that an ini value may give when the command line does not.
 _INI_LIMITS = ("pexen_timeout",)
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import pytest
 
+from . import _api
 from ._watchdog import Running
 from ._worker import WarningData, junitxml_of
 
@@ -34,11 +35,16 @@ class Reporter:
 
         *timed_out*: the watchdog interrupted it, and it unwound in time.
         """
+        for attempt in payload.get("attempts", ()):
+            self._earlier_attempt(item, [self.load(data) for data in attempt["reports"]])
         if "calls" in payload:  # run in a thread here: make the reports now
             hook = item.ihook
             reports = [hook.pytest_runtest_makereport(item=item, call=call) for call in payload["calls"]]
         else:
             reports = [self.load(data) for data in payload["reports"]]
+        if "attempts" in payload:
+            for report in reports:
+                report.pexen_attempts = len(payload["attempts"]) + 1  # type: ignore[attr-defined]
         if timed_out is not None:
             self._note_timeout(reports, timed_out)
         self._count_failed_subtests(reports)
@@ -50,6 +56,13 @@ class Reporter:
             if xml is not None:
                 xml.add_global_property(name, value)
         return reports
+
+    def _earlier_attempt(self, item: pytest.Item, reports: list[pytest.TestReport]) -> None:
+        """A failed attempt of a test that was tried again: shown as a rerun."""
+        for report in reports:
+            if report.failed:
+                report.outcome = "rerun"  # type: ignore[assignment]
+                item.ihook.pytest_runtest_logreport(report=report)
 
     def late(self, item: pytest.Item, data: dict[str, Any]) -> pytest.TestReport:
         """A teardown failure found after the test was reported."""
@@ -65,6 +78,7 @@ class Reporter:
             self._make(item, "setup", "skipped", longrepr),
             self._make(item, "teardown", "passed", None),
         ]
+        reports[0].pexen_outcome = "blocked"  # type: ignore[attr-defined]
         self._emit(item, reports)
         return reports
 
@@ -74,6 +88,7 @@ class Reporter:
         """Report a test whose worker died under it as an error, with its output so far."""
         message = f"worker crashed while running this test: {what}"
         setup = self._make(item, "setup", "failed", message)
+        setup.pexen_outcome = "crashed"  # type: ignore[attr-defined]
         for name, text in output:
             if text:
                 setup.sections.append((f"Captured {name} until the crash", text))
@@ -101,6 +116,7 @@ class Reporter:
             "started were ended, so the test's fixture teardown did not run."
         )
         call = self._make(item, "call", "failed", message)
+        call.pexen_outcome = "timeout"  # type: ignore[attr-defined]
         call.sections.append(_stacks_section(stacks))
         reports = [self._make(item, "setup", "passed", None), call, self._make(item, "teardown", "passed", None)]
         self._emit(item, reports)
@@ -111,6 +127,7 @@ class Reporter:
         """Put the stacks seen at the deadline into the report that failed."""
         failed = [report for report in reports if report.failed] or list(reports[-1:])
         for report in failed[:1]:
+            report.pexen_outcome = "timeout"  # type: ignore[attr-defined]
             report.sections.append(_stacks_section(running.stacks))
             report.sections.append(
                 ("pexen watchdog", f"Timeout: {running.expired_because}; the test was interrupted "
@@ -124,6 +141,7 @@ class Reporter:
             f"it left (module, class or session scope): {what}"
         )
         report = self._make(item, "teardown", "failed", message)
+        report.pexen_outcome = "crashed"  # type: ignore[attr-defined]
         item.ihook.pytest_runtest_logreport(report=report)
         return report
 
@@ -171,13 +189,15 @@ def _stacks_section(stacks: str) -> tuple[str, str]:
 
 
 def outcome_of(reports: Sequence[pytest.TestReport]) -> str:
-    """One word for a test's result: passed, failed, error, skipped, xfailed."""
+    """One word for a test's result: passed, warned, failed, error, skipped, xfailed."""
     for report in reports:
         if report.failed:
             return "failed" if report.when == "call" else "error"
     for report in reports:
         if report.skipped:
             return "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    if any(_api.warnings_of(report.user_properties) for report in reports):
+        return "warned"
     return "passed"
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 import warnings
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import pytest
 from _pytest.junitxml import xml_key
@@ -28,6 +29,9 @@ from _pytest.runner import CallInfo
 from . import _worker_state
 from ._channel import Channel
 from ._errors import Timeout
+
+#: Name under which the --pexen-xunit writer is registered.
+XUNIT_PLUGIN = "pexen-xunit"
 
 #: A warning as it crosses the process boundary.
 WarningData = tuple[str, Any, str, int, "str | None", str, str, Any]
@@ -109,6 +113,8 @@ def _become_worker(config: pytest.Config) -> _ReportRelay:
     if terminal is not None:
         manager.unregister(terminal)
         manager.register(_MutedTerminal(terminal), "terminalreporter")
+    # The controller writes our own xunit file.
+    manager.unregister(name=XUNIT_PLUGIN)
     xml = junitxml_of(config)
     if xml is not None and manager.is_registered(xml):
         # Kept (record_testsuite_property writes to it) but deaf: the
@@ -154,7 +160,17 @@ def capture_files(config: pytest.Config) -> dict[str, int]:
     return files
 
 
-def run_worker(session: pytest.Session, channel: Channel) -> None:
+class Retry(NamedTuple):
+    """How often a failing test runs again, and how long it waits first."""
+
+    retries: int
+    delay: float
+
+
+NO_RETRY = Retry(0, 0.0)
+
+
+def run_worker(session: pytest.Session, retries: Mapping[int, Retry], channel: Channel) -> None:
     """The worker's whole life: receive indices, run items, send reports."""
     relay = _become_worker(session.config)
     channel.send(("files", None, capture_files(session.config)))
@@ -194,7 +210,7 @@ def run_worker(session: pytest.Session, channel: Channel) -> None:
             # Pretend the next item is a sibling: tear down this item only.
             nextitem = item.parent
             unfinished = index
-        payload = _run_item(session, item, nextitem, relay)
+        payload = _run_item(session, item, nextitem, relay, retries.get(index, NO_RETRY))
         channel.send(("done", index, payload))
         if "exit" in payload:
             stopping = True
@@ -205,6 +221,25 @@ def run_worker(session: pytest.Session, channel: Channel) -> None:
 
 
 def _run_item(
+    session: pytest.Session, item: pytest.Item, nextitem: Any, relay: _ReportRelay, retry: Retry
+) -> dict[str, Any]:
+    """Run *item*, again while it fails and retries are left; the last attempt counts."""
+    earlier: list[dict[str, Any]] = []
+    for attempt in range(retry.retries + 1):
+        if attempt:
+            time.sleep(retry.delay)
+            item.user_properties.clear()
+        payload = _attempt(session, item, nextitem, relay)
+        failed = any(report.get("outcome") == "failed" for report in payload["reports"])
+        if not failed or attempt == retry.retries or "exit" in payload:
+            break
+        earlier.append(payload)
+    if earlier:
+        payload["attempts"] = earlier
+    return payload
+
+
+def _attempt(
     session: pytest.Session, item: pytest.Item, nextitem: Any, relay: _ReportRelay
 ) -> dict[str, Any]:
     exit_reason = None

@@ -182,15 +182,15 @@ def test_fields_not_enforced_yet_are_announced(suite, run):
         test_later='''
         import pytest
 
-        @pytest.mark.pexen(retries=2, timeout=5)
+        @pytest.mark.pexen(on_resume="crash")
         def test_one():
             pass
 
-        @pytest.mark.pexen(retries=1)
+        @pytest.mark.pexen(on_resume="rerun")
         def test_two():
             pass
         '''
     )
     result = run("--pexen")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: retries (2)"])
+    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: on_resume (1)"])
