@@ -219,7 +219,9 @@ class ProcessPool:
 
     def stacks(self, worker: str) -> str:
         """The Python stacks of every thread of *worker*, as faulthandler prints them."""
-        handle = self._workers[worker]
+        handle = self._workers.get(worker)
+        if handle is None:
+            return ""
         path = self._file(worker, "stacks")
         with open(path, "w"):
             pass
@@ -241,7 +243,9 @@ class ProcessPool:
 
     def interrupt(self, worker: str, message: str) -> bool:
         """Make the running test raise :class:`Timeout` with *message*."""
-        handle = self._workers[worker]
+        handle = self._workers.get(worker)
+        if handle is None:
+            return False
         with open(self._file(worker, "reason"), "w") as file:
             file.write(message)
         try:
@@ -252,7 +256,9 @@ class ProcessPool:
 
     def end(self, worker: str) -> None:
         """End *worker* and every process it started; wait() reports it as Lost(ended=True)."""
-        handle = self._workers[worker]
+        handle = self._workers.get(worker)
+        if handle is None or handle.ended:
+            return  # already gone, or being ended
         handle.ended = True
         end(tree(handle.pid, handle.token), KILL_GRACE)
 

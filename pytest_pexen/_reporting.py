@@ -106,7 +106,9 @@ class Reporter:
             return
         for report in reports:
             if isinstance(report, _subtests.SubtestReport) and report.failed:
-                self._config.stash[_subtests.failed_subtests_key][report.nodeid] += 1
+                # Keyed by node id: a string before pytest 9.2, a NodeId since.
+                key = getattr(report, "id", report.nodeid)
+                self._config.stash[_subtests.failed_subtests_key][key] += 1
 
     def timed_out(self, item: pytest.Item, reason: str, stacks: str) -> list[pytest.TestReport]:
         """Report a test that ran out of time and did not unwind: its worker was ended."""

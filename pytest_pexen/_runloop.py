@@ -144,6 +144,7 @@ class RunLoop:
             self._track_starts(assigned)
             for event in pool.wait(self._wait_time()):
                 self._handle(event, pool)
+            self._track_starts(pool.assigned())
             self._check_clocks(pool)
 
     def _must_stop(self) -> bool:
@@ -185,6 +186,9 @@ class RunLoop:
     def _track_starts(self, assigned: Mapping[str, Sequence[int]]) -> None:
         """A worker's first queued task is the one it runs; note when each began."""
         now = time.monotonic()
+        for worker in self._watchdog.workers():
+            if worker not in assigned:
+                self._watchdog.ended(worker)
         for worker, queue in assigned.items():
             current = self._watchdog.current(worker)
             head = queue[0] if queue else None

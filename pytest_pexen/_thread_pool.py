@@ -105,7 +105,8 @@ class ThreadPool:
 
     def stacks(self, worker: str) -> str:
         """The stack of the thread running *worker*'s task."""
-        ident = self._threads[worker].ident
+        thread = self._threads.get(worker)
+        ident = thread.ident if thread is not None else None
         frame = sys._current_frames().get(ident) if ident is not None else None
         if frame is None:
             return ""
@@ -117,7 +118,9 @@ class ThreadPool:
 
     def end(self, worker: str) -> None:
         """Give up on *worker*'s thread (it cannot be killed) and start a fresh one."""
-        thread = self._threads.pop(worker)
+        thread = self._threads.pop(worker, None)
+        if thread is None:
+            return
         with thread.wakeup:
             thread.abandoned = True
             queue_left = tuple(thread.queue)

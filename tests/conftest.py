@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -103,3 +107,50 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Callable[
         return pytester.runpytest_subprocess("-p", "pytest_pexen._plugin", *args, timeout=timeout)
 
     return run_pytest
+
+
+@pytest.fixture
+def extend_conftest(pytester: pytest.Pytester) -> Callable[[str], None]:
+    """Append code to the generated suite's conftest.py."""
+    conftest = pytester.path / "conftest.py"
+
+    def extend(code: str) -> None:
+        conftest.write_text(conftest.read_text() + "\n" + textwrap.dedent(code))
+
+    return extend
+
+
+@pytest.fixture
+def start_controller(pytester: pytest.Pytester) -> Callable[..., subprocess.Popen[bytes]]:
+    """Start ``pytest --pexen`` in the generated suite as a process of its own."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+        command = [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", "--pexen", *args]
+        process = subprocess.Popen(
+            command, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def wait_for() -> Callable[[Callable[[], bool], float], bool]:
+    """Poll a condition until it holds or some seconds pass; its last value."""
+
+    def poll(condition: Callable[[], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return condition()
+
+    return poll

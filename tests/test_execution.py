@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -376,18 +375,15 @@ def test_failed_subtests_fail_their_test(suite, run):
     pexen.stdout.fnmatch_lines(["*contains 1 failed subtest*"])
 
 
-def test_late_teardown_error_survives_plugins_reading_funcargs(pytester, suite, run):
-    pytester.path.joinpath("conftest.py").write_text(
-        pytester.path.joinpath("conftest.py").read_text()
-        + textwrap.dedent(
-            """
-            @pytest.hookimpl(wrapper=True)
-            def pytest_runtest_makereport(item, call):
-                report = yield
-                item.funcargs.get("anything")
-                return report
-            """
-        )
+def test_late_teardown_error_survives_plugins_reading_funcargs(extend_conftest, suite, run):
+    extend_conftest(
+        """
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_makereport(item, call):
+            report = yield
+            item.funcargs.get("anything")
+            return report
+        """
     )
     suite(
         test_late='''

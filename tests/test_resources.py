@@ -200,10 +200,9 @@ def test_bad_group_configuration_is_a_usage_error(pytester, suite, run, line, me
     result.stderr.fnmatch_lines([f"*ini pexen_groups line 1*{message}*"])
 
 
-def test_groups_from_a_conftest_hook(pytester, suite, run, events):
-    pytester.path.joinpath("conftest.py").write_text(
-        pytester.path.joinpath("conftest.py").read_text()
-        + "\ndef pytest_pexen_groups(config):\n    return {'solo': {'workers': 1}}\n"
+def test_groups_from_a_conftest_hook(extend_conftest, suite, run, events):
+    extend_conftest(
+        "\ndef pytest_pexen_groups(config):\n    return {'solo': {'workers': 1}}\n"
     )
     suite(test_solo=sleepers("solo", 3, "group='solo'", seconds=0.1))
     run("--pexen", "--pexen-workers=3").assert_outcomes(passed=3)
@@ -244,9 +243,9 @@ def pytest_collect_file(file_path, parent):
 '''
 
 
-def test_thread_group_runs_threadsafe_items_many_at_once(pytester, suite, run, events):
-    pytester.path.joinpath("conftest.py").write_text(
-        pytester.path.joinpath("conftest.py").read_text() + THREADSAFE_ITEMS
+def test_thread_group_runs_threadsafe_items_many_at_once(pytester, extend_conftest, suite, run, events):
+    extend_conftest(
+        THREADSAFE_ITEMS
     )
     pytester.path.joinpath("checks.sleep").write_text(
         " ".join(f"s{n}=0.3" for n in range(6)) + " bad=0.1"

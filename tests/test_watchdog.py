@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -119,7 +115,7 @@ def test_a_test_that_ignores_the_interrupt_is_killed(pytester, suite, run):
     ],
     ids=["marker-over-cli", "conftest-over-cli", "cli-over-ini", "ini", "marker-over-conftest"],
 )
-def test_timeout_precedence(pytester, suite, run, marker, conftest, command_line, ini, passes):
+def test_timeout_precedence(pytester, extend_conftest, suite, run, marker, conftest, command_line, ini, passes):
     suite(
         test_limit=f'''
         import time, pytest
@@ -130,8 +126,8 @@ def test_timeout_precedence(pytester, suite, run, marker, conftest, command_line
         '''
     )
     if conftest:
-        pytester.path.joinpath("conftest.py").write_text(
-            pytester.path.joinpath("conftest.py").read_text() + f"\n{conftest}\n"
+        extend_conftest(
+            f"\n{conftest}\n"
         )
     pytester.makeini(f"[pytest]\n{ini}\n")
     args = ["--pexen"] + ([command_line] if command_line else [])
@@ -184,10 +180,9 @@ def test_crashes_in_a_row_stop_the_run(suite, run):
     result.stdout.fnmatch_lines(["*not run: 2 workers crashed in a row (--pexen-max-crashes); the run stopped*"])
 
 
-def test_threads_past_their_limit_are_reported_and_replaced(pytester, suite, run):
-    pytester.path.joinpath("conftest.py").write_text(
-        pytester.path.joinpath("conftest.py").read_text()
-        + '''
+def test_threads_past_their_limit_are_reported_and_replaced(pytester, extend_conftest, suite, run):
+    extend_conftest(
+        '''
 import time
 
 class Hang(pytest.Item):
@@ -229,24 +224,9 @@ def test_sleeps_{n}():
 '''
 
 
-def start_controller(path: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-    command = [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", "--pexen", *args]
-    return subprocess.Popen(command, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def test_killing_the_controller_ends_workers_and_their_tests(pytester, suite):
+def test_killing_the_controller_ends_workers_and_their_tests(pytester, suite, start_controller, wait_for):
     suite(test_a=SLEEPS_WITH_CHILD.format(n=1), test_b=SLEEPS_WITH_CHILD.format(n=2))
-    controller = start_controller(pytester.path, "--pexen-workers=2")
+    controller = start_controller("--pexen-workers=2")
     files = [pytester.path / "pids-1", pytester.path / "pids-2"]
     assert wait_for(lambda: all(f.exists() and f.read_text().endswith("\n") for f in files), 30)
     pids = [int(p) for f in files for p in f.read_text().split()]
@@ -256,7 +236,7 @@ def test_killing_the_controller_ends_workers_and_their_tests(pytester, suite):
     assert wait_for(lambda: not any(alive(pid) for pid in pids), 10), [p for p in pids if alive(p)]
 
 
-def test_first_ctrl_c_lets_running_tests_finish(pytester, suite):
+def test_first_ctrl_c_lets_running_tests_finish(pytester, suite, start_controller, wait_for):
     suite(
         test_c='''
         import os, time, pytest
@@ -267,7 +247,7 @@ def test_first_ctrl_c_lets_running_tests_finish(pytester, suite):
             time.sleep(1)
         '''
     )
-    controller = start_controller(pytester.path, "--pexen-workers=2", "-p", "no:cacheprovider")
+    controller = start_controller("--pexen-workers=2", "-p", "no:cacheprovider")
     assert wait_for(lambda: len(list(pytester.path.glob("started-*"))) == 2, 30)
     controller.send_signal(signal.SIGINT)
     output = controller.communicate(timeout=30)[0].decode()
@@ -278,9 +258,9 @@ def test_first_ctrl_c_lets_running_tests_finish(pytester, suite):
     assert len(list(pytester.path.glob("started-*"))) == 2
 
 
-def test_second_ctrl_c_ends_running_tests_now(pytester, suite):
+def test_second_ctrl_c_ends_running_tests_now(pytester, suite, start_controller, wait_for):
     suite(test_a=SLEEPS_WITH_CHILD.format(n=1))
-    controller = start_controller(pytester.path, "--pexen-workers=1", "-p", "no:cacheprovider")
+    controller = start_controller("--pexen-workers=1", "-p", "no:cacheprovider")
     marker = pytester.path / "pids-1"
     assert wait_for(lambda: marker.exists() and marker.read_text().endswith("\n"), 30)
     pids = [int(p) for p in marker.read_text().split()]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -178,7 +175,7 @@ def test_the_file_is_current_while_the_run_goes_on(pytester, suite, run):
     run("--pexen", "--pexen-workers=1", "--pexen-xunit=live.xml").assert_outcomes(passed=2)
 
 
-def test_the_file_survives_a_killed_controller(pytester, suite):
+def test_the_file_survives_a_killed_controller(pytester, suite, start_controller, wait_for):
     suite(
         test_kill='''
         import os, time, pytest
@@ -192,13 +189,8 @@ def test_the_file_survives_a_killed_controller(pytester, suite):
             time.sleep(600)
         '''
     )
-    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-    command = [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", "--pexen",
-               "--pexen-workers=1", "--pexen-xunit=killed.xml"]
-    controller = subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not (pytester.path / "hanging").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    controller = start_controller("--pexen-workers=1", "--pexen-xunit=killed.xml")
+    assert wait_for(lambda: (pytester.path / "hanging").exists(), 30)
     time.sleep(1.5)  # one write interval: the quick tests are on disk
     controller.send_signal(signal.SIGKILL)
     controller.wait()
