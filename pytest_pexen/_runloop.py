@@ -139,13 +139,19 @@ class RunLoop:
             if not assigned:
                 return
             if not stopping and not any(assigned.values()):
-                stuck = [i.nodeid for i in self._items if self._planner.state(i.nodeid) is State.READY]
-                raise PexenError("scheduler stalled with tests ready but none handed out: " + ", ".join(stuck))
+                self._check_not_stalled()
             self._track_starts(assigned)
             for event in pool.wait(self._wait_time()):
                 self._handle(event, pool)
             self._track_starts(pool.assigned())
             self._check_clocks(pool)
+
+    def _check_not_stalled(self) -> None:
+        """No worker has work: fine while an event about a running test is on its way."""
+        states = [self._planner.state(item.nodeid) for item in self._items]
+        if State.RUNNING not in states:
+            stuck = [i.nodeid for i, state in zip(self._items, states) if state is State.READY]
+            raise PexenError("scheduler stalled with tests ready but none handed out: " + ", ".join(stuck))
 
     def _must_stop(self) -> bool:
         session = self._session
@@ -187,7 +193,9 @@ class RunLoop:
         """A worker's first queued task is the one it runs; note when each began."""
         now = time.monotonic()
         for worker in self._watchdog.workers():
-            if worker not in assigned:
+            current = self._watchdog.current(worker)
+            # A worker being ended leaves the pool before its Lost event comes.
+            if worker not in assigned and current is not None and not current.expired_because:
                 self._watchdog.ended(worker)
         for worker, queue in assigned.items():
             current = self._watchdog.current(worker)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import tempfile
 import time
 import warnings
 from collections import deque
@@ -127,20 +128,32 @@ def _become_worker(config: pytest.Config) -> _ReportRelay:
 
 
 def _fresh_capture(config: pytest.Config) -> None:
-    """Give the worker capture files of its own.
+    """Give the worker capture files of its own, behind the same objects.
 
     The forked capture manager shares its temporary files (and their offsets)
     with the controller and the other workers; reading them would mix up the
-    output of different tests.
+    output of different tests. The capture objects themselves must stay: with
+    fd capture ``sys.stdout`` *is* the capture file, and code imported during
+    collection may hold it (``from sys import stdout``, a logging handler).
+    So the file descriptor under each one is pointed at a new temporary file.
     """
     capman = config.pluginmanager.get_plugin("capturemanager")
     if capman is None or capman._global_capturing is None:
         return
-    inherited = capman._global_capturing
-    capman._global_capturing = None
-    inherited.stop_capturing()
-    capman.start_global_capturing()
+    capturing = capman._global_capturing
     capman.suspend_global_capture()
+    for capture in (capturing.out, capturing.err):
+        if capture is None:
+            continue
+        if hasattr(capture, "targetfd"):
+            private = tempfile.TemporaryFile(buffering=0)
+            try:
+                os.dup2(private.fileno(), capture.tmpfile.fileno())
+            finally:
+                private.close()
+        else:  # sys capture: in memory, private since the fork; start empty
+            capture.tmpfile.seek(0)
+            capture.tmpfile.truncate()
 
 
 def capture_files(config: pytest.Config) -> dict[str, int]:

@@ -503,3 +503,46 @@ def test_a_crash_report_carries_the_output_so_far(suite, run):
             "last words",
         ]
     )
+
+
+@pytest.mark.parametrize("capture", ["fd", "sys", "tee-sys"])
+def test_streams_bound_at_collection_stay_usable(suite, run, capture):
+    suite(
+        test_streams="""
+        import logging, sys
+
+        STDOUT = sys.stdout
+        HANDLER = logging.StreamHandler(sys.stderr)
+
+        def test_same_object():
+            assert sys.stdout is STDOUT
+
+        def test_write():
+            STDOUT.write("hello\\n")
+            HANDLER.emit(logging.makeLogRecord({"msg": "logged"}))
+        """
+    )
+    run("--pexen", "--pexen-workers=1", f"--capture={capture}").assert_outcomes(passed=2)
+
+
+def test_output_of_tests_does_not_mix_between_workers(suite, run):
+    suite(
+        test_mix="""
+        import os, sys, pytest
+
+        @pytest.mark.parametrize("n", range(40))
+        def test_tagged(n):
+            print(f"tag-{n}-out")
+            sys.stderr.write(f"tag-{n}-err\\n")
+            os.write(1, f"tag-{n}-fd\\n".encode())
+            assert False
+        """
+    )
+    result = run("--pexen", "--pexen-workers=2")
+    result.assert_outcomes(failed=40)
+    sections = result.stdout.str().split("_ test_tagged[")[1:]
+    assert len(sections) == 40
+    for section in sections:
+        n = section.split("]", 1)[0]
+        tags = {word for word in section.split() if word.startswith("tag-")}
+        assert tags == {f"tag-{n}-out", f"tag-{n}-err", f"tag-{n}-fd"}, (n, tags)
