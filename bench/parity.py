@@ -109,11 +109,11 @@ PROJECTS: dict[str, Project] = {
         Project("click", "8.5.1"),
         # Class-based tests, async tests (trio via importorskip), tmp_path.
         Project("jinja2", "3.1.6", deps=("trio==0.35.0",)),
-        # tox.ini [pytest] config, -r a, filterwarnings=error, benchmark fixture.
-        Project("pluggy", "1.7.0", deps=("pytest-benchmark==5.3.1",)),
         # pytest-asyncio (asyncio_mode=auto), xfail_strict, once::Warning,
         # --import-mode=importlib. Its pytest-randomly is left out on purpose:
-        # a shuffled order could not be compared.
+        # a shuffled order could not be compared. Its test_output.py holds
+        # `from sys import stdout` bound during collection, so it sees a
+        # worker that swaps sys.stdout/sys.stderr for new objects.
         Project(
             "structlog",
             "26.1.0",
@@ -138,14 +138,60 @@ PROJECTS: dict[str, Project] = {
             "4.14.5",
             deps=("pytest-mock==3.17.0", "appdirs==1.4.4"),
         ),
-        # unittest.TestCase suites (test_unit.py) next to plain tests; the
-        # matplotlib cases skip themselves without matplotlib.
+        # unittest.TestCase classes with self.subTest (pytest's subtests
+        # counts) next to plain tests; the matplotlib cases skip themselves
+        # without matplotlib. Test03/05/07 switch packrat parsing on for the
+        # whole process and Test04/06/08 (the full Test02 class run again)
+        # rely on having run after them in the same process: in a worker that
+        # did not run the switch, Test04::test_pep8_synonyms runs 7 subtests
+        # instead of 3 (plain pytest does the same when run on that test
+        # alone). Deselected, which also halves the run time.
         Project(
             "pyparsing",
             "3.3.3",
             deps=("railroad-diagrams==3.0.1", "jinja2==3.1.6"),
-            args=("tests",),
+            args=(
+                "tests",
+                *(
+                    f"--deselect=tests/test_unit.py::{name}"
+                    for name in (
+                        "Test03_EnablePackratParsing",
+                        "Test04_WithPackrat",
+                        "Test05_EnableBoundedPackratParsing",
+                        "Test06_WithBoundedPackrat",
+                        "Test07_EnableUnboundedPackratParsing",
+                        "Test08_WithUnboundedPackrat",
+                    )
+                ),
+            ),
         ),
+        # A session-scoped parametrized fixture (converter_cls), hypothesis
+        # throughout, xfail. Its "fast" hypothesis profile (10 examples) keeps
+        # the run near half a minute instead of four. The serializer libraries
+        # are the ones its tests import (tomli-w for TomllibConverter.dumps).
+        Project(
+            "cattrs",
+            "26.2.1",
+            deps=(
+                "hypothesis==6.170.15",
+                "immutables==0.21",
+                "pytest-benchmark==5.3.1",
+                "pymongo==4.20.0",
+                "msgpack==1.2.4",
+                "pyyaml==6.0.3",
+                "tomlkit==0.15.2",
+                "ujson==6.1.0",
+                "orjson==3.13.0",
+                "msgspec==0.22.0",
+                "cbor2==6.2.1",
+                "tomli-w==1.2.0",
+            ),
+            args=("tests", "--hypothesis-profile=fast"),
+        ),
+        # Not added: sortedcontainers 2.4.0 (its sdist has no tests);
+        # markupsafe (the sdist builds a C extension); werkzeug (its dev-server
+        # tests start server processes and need cryptography); pluggy 1.7.0
+        # ran with parity but uses no pytest feature the others miss.
     )
 }
 
