@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 from ._errors import PlanError
+from ._groups import DEFAULT_GROUP
 from ._metadata import Requirement
 
 PASSING_OUTCOMES = frozenset({"passed", "warned"})
@@ -54,9 +55,6 @@ _OUTCOME_WORDS = {
     "timeout": "timed out",
     "not run": "did not run",
 }
-
-
-DEFAULT_GROUP = "default"
 
 
 @dataclass(frozen=True)
