@@ -110,6 +110,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    config.pluginmanager.register(_api, "pexen-api")
     xunit = config.getoption("pexen_xunit") or config.getini("pexen_xunit")
     if xunit and not hasattr(config, "workerinput"):
         config.pluginmanager.register(
@@ -140,66 +141,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered here, after the cache plugin, so that our collection wrapper
     # sees the selection after --lf/--ff have applied theirs.
     config.pluginmanager.register(PexenSession(config, workers), "pexen-session")
-
-
-# -- the in-test API's hooks (active with and without --pexen) -------------------
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    _api.set_current(item)
-    try:
-        return (yield)
-    finally:
-        _api.set_current(None)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if report.when == "call" and report.passed:
-        failed = [s for s in _api.subresults_of(item.user_properties) if s.outcome == "failed"]
-        if failed:
-            report.outcome = "failed"
-            report.longrepr = "\n".join(
-                f"sub-result {s.name!r} failed" + (f": {s.message}" if s.message else "") for s in failed
-            )
-    return report
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, Any] | None:
-    if report.outcome == "rerun":
-        return "rerun", "R", ("RERUN", {"yellow": True})
-    if report.when != "call":
-        return None
-    if report.passed and not hasattr(report, "wasxfail"):
-        if getattr(report, "pexen_attempts", 1) > 1:
-            return "flaky", "f", ("FLAKY", {"yellow": True})
-        if _api.warnings_of(report.user_properties):
-            return "warned", "W", ("WARNED", {"yellow": True})
-    return None
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """List what tests said through the API: warnings, sub-results, flaky passes."""
-    lines = []
-    for category in ("warned", "flaky", "passed", "failed"):
-        for report in terminalreporter.stats.get(category, []):
-            if getattr(report, "when", None) != "call":
-                continue
-            for message in _api.warnings_of(report.user_properties):
-                lines.append(f"WARNED {report.nodeid} - {message}")
-            for sub in _api.subresults_of(report.user_properties):
-                detail = f" - {sub.message}" if sub.message else ""
-                lines.append(f"{sub.outcome.upper()} {report.nodeid}::{sub.name}{detail}")
-            attempts = getattr(report, "pexen_attempts", 1)
-            if attempts > 1 and report.passed:
-                lines.append(f"FLAKY {report.nodeid} - passed on attempt {attempts}")
-    if lines:
-        terminalreporter.write_sep("=", "pexen: warnings, sub-results and flaky tests")
-        for line in lines:
-            terminalreporter.write_line(line)
 
 
 class PexenSession:
