@@ -326,9 +326,6 @@ class Planner:
     def state(self, task_id: str) -> State:
         return self._state[task_id]
 
-    def rank(self, task_id: str) -> float:
-        return self._rank[task_id]
-
     # -- internals --------------------------------------------------------
 
     def _set_state(self, task_id: str, state: State, detail: str = "") -> None:

@@ -285,9 +285,6 @@ class ProcessPool:
         self._guardian.release()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def __len__(self) -> int:
-        return len(self._workers)
-
 
 #: Most of a file's end that a Lost event carries.
 _OUTPUT_LIMIT = 64 * 1024
