@@ -292,7 +292,7 @@ _OUTPUT_LIMIT = 64 * 1024
 
 def _open_files_of(pid: int, fds: dict[str, int]) -> dict[str, BinaryIO]:
     """Open another process's file descriptors (Linux /proc), where possible."""
-    files = {}
+    files: dict[str, BinaryIO] = {}
     for name, fd in fds.items():
         try:
             files[name] = open(f"/proc/{pid}/fd/{fd}", "rb")

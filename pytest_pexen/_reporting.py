@@ -8,7 +8,7 @@ real ``TestReport`` objects.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import pytest
 
@@ -158,7 +158,12 @@ class Reporter:
         hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
     @staticmethod
-    def _make(item: pytest.Item, when: str, outcome: str, longrepr: Any) -> pytest.TestReport:
+    def _make(
+        item: pytest.Item,
+        when: Literal["setup", "call", "teardown"],
+        outcome: Literal["passed", "failed", "skipped"],
+        longrepr: Any,
+    ) -> pytest.TestReport:
         return pytest.TestReport(
             nodeid=item.nodeid,
             location=item.location,

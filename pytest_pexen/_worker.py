@@ -24,6 +24,7 @@ from collections import deque
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import pytest
+from _pytest import nodes
 from _pytest.junitxml import xml_key
 from _pytest.runner import CallInfo
 
@@ -215,6 +216,7 @@ def run_worker(session: pytest.Session, retries: Mapping[int, Retry], channel: C
         if unfinished is not None:
             _finish_teardown(session, items[unfinished], unfinished, item, relay, channel)
             unfinished = None
+        nextitem: nodes.Node | None
         if queue:
             nextitem = items[queue[0]]
         elif stopping:
@@ -311,12 +313,12 @@ def _finish_teardown(
     # still look at its fixture values, as they can in a teardown phase.
     restore = getattr(item, "funcargs", {}) is None
     if restore:
-        item.funcargs = {}
+        item.funcargs = {}  # type: ignore[attr-defined]
     try:
         report = item.ihook.pytest_runtest_makereport(item=item, call=call)
     finally:
         if restore:
-            item.funcargs = None
+            item.funcargs = None  # type: ignore[attr-defined]
     channel.send(("late", index, relay.serialize(report)))
 
 

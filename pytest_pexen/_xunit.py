@@ -145,8 +145,8 @@ class XunitWriter:
         if report.outcome == "rerun":
             case.attempts.append(self._attempt(report))
             return
-        case.time += getattr(report, "duration", 0.0) or 0.0
-        if case.start is None and getattr(report, "start", 0.0):
+        case.time += report.duration or 0.0
+        if case.start is None and report.start:
             case.start = report.start
         # A report repeats the sections of the phases before it: keep each once.
         for title, content in report.sections:
