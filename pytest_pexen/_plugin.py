@@ -282,6 +282,13 @@ class PexenSession:
         if not stats:
             terminal.stats.pop("deselected", None)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, Any] | None:
+        """A timed-out test counts as an error, whatever phase it was in."""
+        if report.failed and getattr(report, "pexen_outcome", None) == "timeout":
+            return "error", "E", ("TIMEOUT", {"red": True})
+        return None
+
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
         lines = []
         if self._pulled:

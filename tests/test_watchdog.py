@@ -57,8 +57,10 @@ def alive(pid: int) -> bool:
 
 def test_hung_test_is_ended_with_its_whole_process_tree(pytester, suite, run):
     suite(test_hang=HANGS_WITH_DESCENDANTS)
-    result = run("--pexen", "--pexen-workers=2", "-rs", timeout=60)
-    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result = run("--pexen", "--pexen-workers=2", "-rsE", timeout=60)
+    result.assert_outcomes(passed=1, errors=1, skipped=1)
+    result.stdout.fnmatch_lines(["*ERROR at call of test_hangs*"])
+    result.stdout.fnmatch_lines(["TIMEOUT test_hang.py::test_hangs - *Timeout*"])
     result.stdout.fnmatch_lines(
         [
             "*Timeout: test exceeded its time limit of 1s (pexen watchdog)*",
@@ -94,7 +96,7 @@ def test_a_test_that_ignores_the_interrupt_is_killed(pytester, suite, run):
         '''
     )
     result = run("--pexen", "--pexen-workers=1", timeout=60)
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*Timeout: test exceeded its time limit of 0.5s (pexen watchdog)*",
@@ -135,7 +137,7 @@ def test_timeout_precedence(pytester, extend_conftest, suite, run, marker, conft
     if passes:
         result.assert_outcomes(passed=1)
     else:
-        result.assert_outcomes(failed=1)
+        result.assert_outcomes(errors=1)
 
 
 @pytest.mark.parametrize("option", ["--pexen-timeout=0", "--pexen-timeout=soon", "--pexen-session-timeout=-1"])
@@ -158,7 +160,7 @@ def test_session_timeout_ends_running_tests_and_reports_the_rest(suite, run):
     )
     result = run("--pexen", "--pexen-workers=2", "--pexen-session-timeout=1", "-rs", timeout=60)
     assert result.ret == 2
-    result.assert_outcomes(failed=2, skipped=4)
+    result.assert_outcomes(errors=2, skipped=4)
     result.stdout.fnmatch_lines(["*the session timeout of 1s expired while it ran (pexen watchdog)*"])
     result.stdout.fnmatch_lines(["*not run: the session timeout of 1s expired*"])
     result.stdout.fnmatch_lines(["*Interrupted: the session timeout of 1s expired*"])
@@ -209,7 +211,7 @@ def pytest_collect_file(file_path, parent):
     pytester.path.joinpath("x.hang").write_text("")
     pytester.makeini("[pytest]\npexen_groups =\n    light: workers=1 pool=thread\n")
     result = run("--pexen", timeout=60)
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*Timeout: test exceeded its time limit of 0.5s*", "*in runtest*"])
 
 
