@@ -1,5 +1,6 @@
-"""An example suite: build an artifact, deploy it, check it, clean up.
+"""An example suite: build an image, deploy it, check it, boot it, clean up.
 
-Tests in build/ provide tags, tests in deploy/ require them; a cleanup test
-runs after everything, whatever the outcome.
+Tests in images/ provide tags, tests in deploy/ require them (a conftest
+default), tests in vm/ run in their own exclusivity group (pytest.ini), and
+a cleanup test runs after the rest, whatever the outcome.
 """
