@@ -1,33 +1,21 @@
-"""The pytest glue: options, the ``pexen`` marker, metadata, and the run loop.
+"""The plugin pytest loads: options, the ``pexen`` marker, and what to register.
 
-Translates between pytest (items, markers, conftests, hooks) and our plain
-model (:class:`Meta`, :class:`Task`); holds no scheduling logic. Without
-``--pexen`` nothing here changes pytest's behaviour.
+Kept light: a plain ``pytest`` run with the plugin installed imports only
+this, the in-test API and the error types. The ``--pexen`` session
+(:mod:`._session`) and the xUnit writer (:mod:`._xunit`) are imported when
+asked for. Without ``--pexen`` nothing changes pytest's behaviour.
 """
 
 from __future__ import annotations
-
-import functools
-import os
-from pathlib import Path
-from types import ModuleType
-from typing import Any, Generator, Mapping
 
 import pytest
 
 from . import _api
 from ._errors import PexenError
-from ._metadata import Meta, check_fields, merge
-from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec, parse_workers
-from ._planner import Planner, Task, pull_in
-from ._pool import Pool
-from ._process_pool import ProcessPool
-from ._runloop import Limits, RunLoop
-from ._thread_pool import ThreadPool
-from ._worker import XUNIT_PLUGIN, Retry, run_in_thread, run_worker
-from ._xunit import FLAVORS, XunitWriter
+from ._groups import parse_workers
 
-DURATIONS_KEY = "pexen/durations"
+#: --pexen-xunit-flavor choices (see :mod:`._xunit`).
+FLAVORS = ("junit10", "rich")
 MARKER_HELP = (
     "pexen(requires=[], provides=[], after=[], claims=[], uses=[], priority=0, "
     "group=None, timeout=None, retries=0, retry_delay=0, on_resume='rerun'): "
@@ -113,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_api, "pexen-api")
     xunit = config.getoption("pexen_xunit") or config.getini("pexen_xunit")
     if xunit and not hasattr(config, "workerinput"):
+        from ._xunit import XUNIT_PLUGIN, XunitWriter
+
         config.pluginmanager.register(
             XunitWriter(xunit, config.getoption("pexen_xunit_flavor")), XUNIT_PLUGIN
         )
@@ -138,301 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # the failed tests require are among them, so collect everything and
         # let --lf deselect instead.
         config.pluginmanager.unregister(name="lfplugin-collwrapper")
+    from ._session import PexenSession
+
     # Registered here, after the cache plugin, so that our collection wrapper
     # sees the selection after --lf/--ff have applied theirs.
     config.pluginmanager.register(PexenSession(config, workers), "pexen-session")
-
-
-class PexenSession:
-    """State and hooks of one ``--pexen`` session, in the controller."""
-
-    def __init__(self, config: pytest.Config, workers: int) -> None:
-        self._config = config
-        self._workers = workers
-        self._deselected: list[pytest.Item] = []
-        self._pulled: list[pytest.Item] = []
-        self._planner: Planner | None = None
-        self._groups: dict[str, GroupSpec] = {}
-        self._timeouts: dict[str, float] = {}
-        self._retries: dict[int, Retry] = {}
-        self._unenforced: dict[str, int] = {}
-        self._durations: dict[str, float] = {}
-        cache = getattr(config, "cache", None)
-        if cache is not None:
-            self._durations = dict(cache.get(DURATIONS_KEY, {}))
-
-    # -- collection: metadata, pull-in, plan ------------------------------
-
-    def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        self._deselected.extend(items)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_collection_modifyitems(
-        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-    ) -> Generator[None, None, None]:
-        yield
-        try:
-            self._plan(items)
-        except PexenError as error:
-            raise pytest.UsageError(str(error)) from None
-
-    def _plan(self, items: list[pytest.Item]) -> None:
-        chosen = {id(item) for item in items}
-        deselected = [item for item in self._deselected if id(item) not in chosen]
-        self._groups = self._configured_groups()
-        defaults = _ConftestDefaults(self._config)
-        metas = {item.nodeid: defaults.meta(item) for item in [*items, *deselected]}
-        self._unenforced = _unenforced_fields([metas[item.nodeid] for item in items])
-        selected = [self._task(item, metas[item.nodeid]) for item in items]
-        others = {item.nodeid: (item, self._task(item, metas[item.nodeid])) for item in deselected}
-
-        absent: dict[str, str] = {}
-        if not self._config.getoption("pexen_no_pull"):
-            pulled_ids = {t.id for t in pull_in(selected, (task for _, task in others.values()))}
-            self._pulled = [item for item in deselected if item.nodeid in pulled_ids]
-            if self._pulled:
-                self._undeselect(self._pulled)
-                selected = [others[i.nodeid][1] for i in self._pulled] + selected
-                items[:0] = self._pulled
-        provided = {tag for task in selected for tag in task.provides}
-        pulled = {item.nodeid for item in self._pulled}
-        for item, task in others.values():
-            if item.nodeid in pulled:
-                continue
-            for tag in task.provides:
-                if tag not in provided:
-                    absent.setdefault(tag, f"provided by {task.id} which was not selected")
-        self._planner = Planner(
-            selected, absent=absent, durations=self._durations, group_order=list(self._groups)
-        )
-        default_timeout = self._timeout_option("pexen_timeout")
-        self._timeouts = {}
-        self._retries = {}
-        for index, item in enumerate(items):
-            meta = metas[item.nodeid]
-            timeout = meta.timeout or default_timeout
-            if timeout is not None:
-                self._timeouts[item.nodeid] = timeout
-            if meta.retries:
-                self._retries[index] = Retry(meta.retries, meta.retry_delay)
-
-    def _timeout_option(self, name: str) -> float | None:
-        """A limit in seconds from the command line, else the ini file of that name."""
-        value = self._config.getoption(name)
-        source = f"--{name.replace('_', '-')}"
-        if value is None and name in _INI_LIMITS:
-            value, source = self._config.getini(name) or None, f"ini {name}"
-        if value is None:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = 0.0
-        if not seconds > 0:
-            raise PexenError(f"{source} must be a number of seconds greater than 0, got {value!r}")
-        return seconds
-
-    def _configured_groups(self) -> dict[str, GroupSpec]:
-        """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
-        config = self._config
-        specs = parse_ini_lines(config.getini("pexen_groups"), self._workers)
-        for result in config.hook.pytest_pexen_groups(config=config):
-            if not isinstance(result, Mapping):
-                raise PexenError(
-                    f"pytest_pexen_groups must return a dict of group name to settings, got {result!r}"
-                )
-            for name, spec in result.items():
-                specs.append(parse_spec(name, spec, "pytest_pexen_groups", self._workers))
-        given = config.getoption("pexen_workers") is not None
-        return combine(specs, self._workers, given)
-
-    def _task(self, item: pytest.Item, meta: Meta) -> Task:
-        group = meta.group or DEFAULT_GROUP
-        spec = self._groups.get(group)
-        if spec is None:
-            configured = ", ".join(repr(name) for name in self._groups)
-            raise PexenError(
-                f"{item.nodeid}: group {group!r} is not configured (configured: {configured}); "
-                f"add a line '{group}: workers=N pool=process' to ini pexen_groups"
-            )
-        if spec.pool == "thread" and not _threadsafe(item):
-            raise PexenError(
-                f"{item.nodeid}: group {group!r} runs in a thread pool, which only takes "
-                "tests that need no pytest fixtures (items that set pexen_threadsafe = True, "
-                "such as script tests); put this test in a group with pool=process"
-            )
-        return Task(
-            id=item.nodeid,
-            requires=meta.requires,
-            provides=meta.provides,
-            after=meta.after,
-            priority=meta.priority,
-            claims=meta.claims,
-            uses=meta.uses,
-            group=group,
-        )
-
-    def _undeselect(self, pulled: list[pytest.Item]) -> None:
-        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is None:
-            return
-        back = {id(item) for item in pulled}
-        stats = terminal.stats.get("deselected", [])
-        stats[:] = [item for item in stats if id(item) not in back]
-        if not stats:
-            terminal.stats.pop("deselected", None)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, Any] | None:
-        """A timed-out test counts as an error, whatever phase it was in."""
-        if report.failed and getattr(report, "pexen_outcome", None) == "timeout":
-            return "error", "E", ("TIMEOUT", {"red": True})
-        return None
-
-    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
-        lines = []
-        if self._pulled:
-            names = ", ".join(item.nodeid for item in self._pulled)
-            count = len(self._pulled)
-            lines.append(
-                f"pexen: pulled in {count} test{'s' if count != 1 else ''} that the "
-                f"selection requires: {names} (--pexen-no-pull turns this off)"
-            )
-        if self._unenforced:
-            used = ", ".join(f"{name} ({count})" for name, count in self._unenforced.items())
-            lines.append(
-                f"pexen: these fields are checked but not enforced by this version: {used}"
-            )
-        return lines
-
-    # -- running ------------------------------------------------------------
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> bool:
-        if session.testsfailed and not session.config.option.continue_on_collection_errors:
-            count = session.testsfailed
-            raise session.Interrupted(f"{count} error{'s' if count != 1 else ''} during collection")
-        if session.config.option.collectonly:
-            return True
-        assert self._planner is not None
-        items = session.items
-        for item in items:
-            # Computed once here, the workers inherit it; else both the
-            # worker (for its reports) and the controller (to log) would.
-            item.location
-        tmp_path_factory = getattr(session.config, "_tmp_path_factory", None)
-        if tmp_path_factory is not None:
-            # Made lazily, it would be made (and emptied) by each worker.
-            tmp_path_factory.getbasetemp()
-        try:
-            limits = Limits(
-                timeouts={i: self._timeouts[item.nodeid] for i, item in enumerate(items) if item.nodeid in self._timeouts},
-                session_timeout=self._timeout_option("pexen_session_timeout"),
-                max_crashes=_max_crashes(self._config),
-            )
-        except PexenError as error:
-            raise pytest.UsageError(str(error)) from None
-        loop = RunLoop(
-            session,
-            items,
-            self._planner,
-            functools.partial(self._make_pool, session),
-            dict(self._durations),
-            limits,
-        )
-        try:
-            loop.run()
-        finally:
-            self._save_durations(loop.durations)
-        if loop.exit_request is not None:
-            reason, returncode = loop.exit_request
-            pytest.exit(reason, returncode)
-        if session.shouldfail:
-            raise session.Failed(session.shouldfail)
-        if session.shouldstop:
-            raise session.Interrupted(session.shouldstop)
-        if loop.stopped_because:
-            raise session.Interrupted(loop.stopped_because)
-        return True
-
-    def _make_pool(self, session: pytest.Session, group: str) -> Pool:
-        spec = self._groups[group]
-        assert self._planner is not None
-        size = max(1, min(spec.workers, self._planner.group_size(group)))
-        if spec.pool == "thread":
-            return ThreadPool(size, functools.partial(run_in_thread, session.items))
-        return ProcessPool(size, functools.partial(run_worker, session, self._retries))
-
-    def _save_durations(self, durations: dict[str, float]) -> None:
-        cache = getattr(self._config, "cache", None)
-        if cache is not None and durations:
-            cache.set(DURATIONS_KEY, {k: round(v, 6) for k, v in durations.items()})
-
-
-def _threadsafe(item: pytest.Item) -> bool:
-    """Whether *item* may run in a thread pool: it says so, and is no pytest function."""
-    return getattr(item, "pexen_threadsafe", False) is True and not isinstance(item, pytest.Function)
-
-
-#: Fields accepted now and acted on by later releases.
-_UNENFORCED = ("on_resume",)
-#: Limits that an ini value may give when the command line does not.
-_INI_LIMITS = ("pexen_timeout",)
-
-
-def _max_crashes(config: pytest.Config) -> int:
-    value = config.getoption("pexen_max_crashes")
-    if value < 1:
-        raise PexenError(f"--pexen-max-crashes must be at least 1, got {value}")
-    return value
-
-
-def _unenforced_fields(metas: list[Meta]) -> dict[str, int]:
-    """How many tests set each field that this release does not act on."""
-    counts: dict[str, int] = {}
-    unset = Meta()
-    for meta in metas:
-        for name in _UNENFORCED:
-            if getattr(meta, name) != getattr(unset, name):
-                counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
-class _ConftestDefaults:
-    """``pexen_defaults`` of every loaded conftest, applied by directory."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self._by_dir: dict[Path, dict[str, Any]] = {}
-        for plugin in config.pluginmanager.get_plugins():
-            if not isinstance(plugin, ModuleType):
-                continue
-            file = getattr(plugin, "__file__", None) or ""
-            if os.path.basename(file) != "conftest.py" or not hasattr(plugin, "pexen_defaults"):
-                continue
-            raw = plugin.pexen_defaults
-            where = f"{file}: pexen_defaults"
-            if not isinstance(raw, Mapping):
-                raise PexenError(f"{where} must be a dict, got {type(raw).__name__}")
-            self._by_dir[Path(file).parent] = check_fields(raw, where)
-        self._layers: dict[Path, list[dict[str, Any]]] = {}
-
-    def _for_dir(self, directory: Path) -> list[dict[str, Any]]:
-        layers = self._layers.get(directory)
-        if layers is None:
-            parent = directory.parent
-            layers = [] if parent == directory else list(self._for_dir(parent))
-            if directory in self._by_dir:
-                layers.append(self._by_dir[directory])
-            self._layers[directory] = layers
-        return layers
-
-    def meta(self, item: pytest.Item) -> Meta:
-        layers = list(self._for_dir(Path(item.path).parent)) if self._by_dir else []
-        for marker in reversed(list(item.iter_markers("pexen"))):
-            if marker.args:
-                raise PexenError(
-                    f"{item.nodeid}: the pexen marker takes keyword arguments only, "
-                    f"got positional {marker.args!r}"
-                )
-            layers.append(check_fields(marker.kwargs, item.nodeid))
-        return merge(layers)

@@ -31,9 +31,7 @@ from _pytest.runner import CallInfo
 from . import _worker_state
 from ._channel import Channel
 from ._errors import Timeout
-
-#: Name under which the --pexen-xunit writer is registered.
-XUNIT_PLUGIN = "pexen-xunit"
+from ._xunit import XUNIT_PLUGIN
 
 #: A warning as it crosses the process boundary.
 WarningData = tuple[str, Any, str, int, "str | None", str, str, Any]

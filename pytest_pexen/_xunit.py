@@ -34,7 +34,8 @@ import pytest
 
 from . import _api
 
-FLAVORS = ("junit10", "rich")
+#: Name under which the writer is registered (workers unregister it).
+XUNIT_PLUGIN = "pexen-xunit"
 WRITE_INTERVAL = 1.0
 #: Captured output kept per stream and test.
 OUTPUT_LIMIT = 256 * 1024
