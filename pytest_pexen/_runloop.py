@@ -263,7 +263,7 @@ class RunLoop:
         reports = self._reporter.finished(item, event.payload, running if expired else None)
         outcome = "timeout" if expired else outcome_of(reports)
         self._learn(item.nodeid, duration_of(reports))
-        self._planner.done(item.nodeid, outcome)
+        self._conclude(item, outcome)
         self._crashes_in_a_row = 0
         if "exit" in event.payload:
             self.exit_request = tuple(event.payload["exit"])
@@ -271,7 +271,6 @@ class RunLoop:
             # It unwound in time; still, end what it started and its worker.
             self._watchdog.ended(event.worker)
             pool.end(event.worker)
-        self._report_blocked()
 
     def _lost(self, event: Lost) -> None:
         running = self._watchdog.ended(event.worker)
@@ -284,16 +283,14 @@ class RunLoop:
             item = self._items[event.running]
             if running is not None and running.index == event.running and running.expired_because:
                 self._reporter.timed_out(item, running.expired_because, running.stacks)
-                self._planner.done(item.nodeid, "timeout")
-                self._report_blocked()
+                self._conclude(item, "timeout")
             else:
                 # Started behind a timed-out test just before its worker was ended.
                 self._planner.give_back(item.nodeid)
         elif event.running is not None:
             item = self._items[event.running]
             self._reporter.crashed(item, what, event.output)
-            self._planner.done(item.nodeid, "crashed")
-            self._report_blocked()
+            self._conclude(item, "crashed")
             self._crashes_in_a_row += 1
             if self._crashes_in_a_row >= self._limits.max_crashes:
                 self.stopped_because = (
@@ -302,6 +299,11 @@ class RunLoop:
                 )
         elif event.last is not None:
             self._reporter.crashed_after(self._items[event.last], what)
+
+    def _conclude(self, item: pytest.Item, outcome: str) -> None:
+        """Tell the planner how *item* ended, and report what that blocks."""
+        self._planner.done(item.nodeid, outcome)
+        self._report_blocked()
 
     def _learn(self, nodeid: str, seconds: float) -> None:
         self.durations[nodeid] = seconds
