@@ -36,12 +36,8 @@ class Reporter:
         *timed_out*: the watchdog interrupted it, and it unwound in time.
         """
         for attempt in payload.get("attempts", ()):
-            self._earlier_attempt(item, [self.load(data) for data in attempt["reports"]])
-        if "calls" in payload:  # run in a thread here: make the reports now
-            hook = item.ihook
-            reports = [hook.pytest_runtest_makereport(item=item, call=call) for call in payload["calls"]]
-        else:
-            reports = [self.load(data) for data in payload["reports"]]
+            self._earlier_attempt(item, self._reports_of(item, attempt))
+        reports = self._reports_of(item, payload)
         if "attempts" in payload:
             for report in reports:
                 report.pexen_attempts = len(payload["attempts"]) + 1  # type: ignore[attr-defined]
@@ -56,6 +52,13 @@ class Reporter:
             if xml is not None:
                 xml.add_global_property(name, value)
         return reports
+
+    def _reports_of(self, item: pytest.Item, payload: dict[str, Any]) -> list[pytest.TestReport]:
+        """A worker's serialized reports, or a thread's calls made into reports here."""
+        if "calls" in payload:
+            hook = item.ihook
+            return [hook.pytest_runtest_makereport(item=item, call=call) for call in payload["calls"]]
+        return [self.load(data) for data in payload["reports"]]
 
     def _earlier_attempt(self, item: pytest.Item, reports: list[pytest.TestReport]) -> None:
         """A failed attempt of a test that was tried again: shown as a rerun."""

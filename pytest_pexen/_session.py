@@ -245,7 +245,7 @@ class PexenSession:
         assert self._planner is not None
         size = max(1, min(spec.workers, self._planner.group_size(group)))
         if spec.pool == "thread":
-            return ThreadPool(size, functools.partial(run_in_thread, session.items))
+            return ThreadPool(size, functools.partial(run_in_thread, session.items, self._retries))
         return ProcessPool(size, functools.partial(run_worker, session, self._retries))
 
     def _save_durations(self, durations: dict[str, float]) -> None:

@@ -320,16 +320,32 @@ def _finish_teardown(
     channel.send(("late", index, relay.serialize(report)))
 
 
-def run_in_thread(items: Sequence[pytest.Item], index: int) -> dict[str, Any]:
+def run_in_thread(
+    items: Sequence[pytest.Item], retries: Mapping[int, Retry], index: int
+) -> dict[str, Any]:
     """Run a thread-safe item's body in a thread of the controller.
 
     Such items need no fixtures: setup and teardown have nothing to do. The
     controller turns the calls into reports (hooks run in its main thread).
+    A failing body runs again while retries are left, as in a worker.
     """
     item = items[index]
-    calls = [
-        CallInfo.from_call(lambda: None, when="setup"),
-        CallInfo.from_call(item.runtest, when="call", reraise=(KeyboardInterrupt,)),
-        CallInfo.from_call(lambda: None, when="teardown"),
-    ]
-    return {"calls": calls}
+    retry = retries.get(index, NO_RETRY)
+    earlier: list[dict[str, Any]] = []
+    for attempt in range(retry.retries + 1):
+        if attempt:
+            time.sleep(retry.delay)
+        call = CallInfo.from_call(item.runtest, when="call", reraise=(KeyboardInterrupt,))
+        payload: dict[str, Any] = {
+            "calls": [
+                CallInfo.from_call(lambda: None, when="setup"),
+                call,
+                CallInfo.from_call(lambda: None, when="teardown"),
+            ]
+        }
+        if call.excinfo is None or attempt == retry.retries:
+            break
+        earlier.append(payload)
+    if earlier:
+        payload["attempts"] = earlier
+    return payload

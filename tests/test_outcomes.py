@@ -113,3 +113,38 @@ def test_retries_end_with_the_last_attempts_outcome(suite, run):
     result = run("--pexen")
     outcomes = result.parseoutcomes()
     assert (outcomes["failed"], outcomes["skipped"], outcomes["rerun"]) == (1, 1, 2)
+
+
+def test_retries_apply_in_thread_groups(pytester, suite, run, extend_conftest):
+    extend_conftest(
+        """
+        import os
+
+        class Flaky(pytest.Item):
+            pexen_threadsafe = True
+
+            def runtest(self):
+                counter = os.path.join(os.path.dirname(str(self.path)), "attempts")
+                count = int(open(counter).read()) if os.path.exists(counter) else 0
+                open(counter, "w").write(str(count + 1))
+                assert count >= 1
+
+            def reportinfo(self):
+                return self.path, 0, self.name
+
+        class FlakyFile(pytest.File):
+            def collect(self):
+                item = Flaky.from_parent(self, name="flaky")
+                item.add_marker(pytest.mark.pexen(group="light", retries=2))
+                yield item
+
+        def pytest_collect_file(file_path, parent):
+            if file_path.suffix == ".flaky":
+                return FlakyFile.from_parent(parent, path=file_path)
+        """
+    )
+    pytester.path.joinpath("x.flaky").write_text("")
+    pytester.makeini("[pytest]\npexen_groups =\n    light: workers=2 pool=thread\n")
+    result = run("--pexen")
+    result.stdout.fnmatch_lines(["*1 rerun, 1 flaky*"])
+    assert result.ret == 0
