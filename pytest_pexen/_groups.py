@@ -14,6 +14,8 @@ from ._errors import PexenError
 
 DEFAULT_GROUP = "default"
 POOL_KINDS = ("process", "thread")
+#: The most workers a group may have.
+MAX_WORKERS = 1024
 _KEYS = ("workers", "pool")
 
 
@@ -41,7 +43,7 @@ def cpu_count() -> int:
 
 
 def parse_workers(value: Any, where: str) -> int:
-    """A worker count: a positive integer or "auto"."""
+    """A worker count: an integer from 1 to MAX_WORKERS, or "auto"."""
     text = str(value).strip().lower()
     if text == "auto":
         return cpu_count()
@@ -49,8 +51,10 @@ def parse_workers(value: Any, where: str) -> int:
         workers = int(text)
     except ValueError:
         workers = 0
-    if workers < 1 or isinstance(value, bool):
-        raise GroupError(f"{where} must be a positive integer or 'auto', got {value!r}")
+    if not 1 <= workers <= MAX_WORKERS or isinstance(value, bool):
+        raise GroupError(
+            f"{where} must be a whole number from 1 to {MAX_WORKERS}, or 'auto', got {value!r}"
+        )
     return workers
 
 

@@ -8,6 +8,7 @@ defaults and markers from the farthest to the nearest.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping
 
@@ -17,6 +18,11 @@ from ._errors import MetadataError
 Requirement = tuple[str, ...]
 
 ON_RESUME_CHOICES = ("rerun", "crash")
+#: Ranges of the number fields (inclusive): beyond them a value is a mistake.
+MAX_TIMEOUT = 365 * 24 * 3600.0
+MAX_RETRY_DELAY = 24 * 3600.0
+MAX_RETRIES = 1000
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -78,20 +84,31 @@ def _requirements(value: Any, where: str) -> tuple[Requirement, ...]:
     return tuple(dict.fromkeys(result))
 
 
-def _number(value: Any, name: str, where: str, *, minimum: float, strict: bool) -> float:
+def _number(value: Any, name: str, where: str, *, minimum: float, maximum: float, strict: bool) -> float:
+    """A finite number of seconds in range (*strict*: greater than *minimum*)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _wrong_type(where, name, "a number", value)
-    if value < minimum or (strict and value == minimum):
-        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-        raise MetadataError(f"{where}: pexen field {name!r} must be {bound}, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    low_ok = number > minimum if strict else number >= minimum
+    if not (math.isfinite(number) and low_ok and number <= maximum):
+        bound = "greater than" if strict else "at least"
+        raise MetadataError(
+            f"{where}: pexen field {name!r} must be a finite number {bound} {minimum:g} "
+            f"and at most {maximum:g}, got {value!r}"
+        )
+    return number
 
 
-def _integer(value: Any, name: str, where: str, *, minimum: int | None) -> int:
+def _integer(value: Any, name: str, where: str, *, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _wrong_type(where, name, "an integer", value)
-    if minimum is not None and value < minimum:
-        raise MetadataError(f"{where}: pexen field {name!r} must be at least {minimum}, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise MetadataError(
+            f"{where}: pexen field {name!r} must be from {minimum} to {maximum}, got {value!r}"
+        )
     return value
 
 
@@ -121,13 +138,17 @@ def check_fields(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         elif name in LIST_FIELDS:
             checked[name] = _tags(value, name, where)
         elif name == "priority":
-            checked[name] = _integer(value, name, where, minimum=None)
+            checked[name] = _integer(value, name, where, minimum=PRIORITY_RANGE[0], maximum=PRIORITY_RANGE[1])
         elif name == "retries":
-            checked[name] = _integer(value, name, where, minimum=0)
+            checked[name] = _integer(value, name, where, minimum=0, maximum=MAX_RETRIES)
         elif name == "timeout":
-            checked[name] = None if value is None else _number(value, name, where, minimum=0, strict=True)
+            checked[name] = (
+                None
+                if value is None
+                else _number(value, name, where, minimum=0, maximum=MAX_TIMEOUT, strict=True)
+            )
         elif name == "retry_delay":
-            checked[name] = _number(value, name, where, minimum=0, strict=False)
+            checked[name] = _number(value, name, where, minimum=0, maximum=MAX_RETRY_DELAY, strict=False)
         elif name == "group":
             if value is not None and (not isinstance(value, str) or not value):
                 raise _wrong_type(where, name, "a non-empty string", value)

@@ -12,7 +12,6 @@ import pytest
 
 from . import _api
 from ._errors import PexenError
-from ._groups import parse_workers
 
 #: --pexen-xunit-flavor choices (see :mod:`._xunit`).
 FLAVORS = ("junit10", "rich")
@@ -108,10 +107,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if not config.getoption("pexen"):
         return
+    from ._options import read_options
+
     try:
-        workers = parse_workers(
-            config.getoption("pexen_workers") or config.getini("pexen_workers"), "--pexen-workers"
-        )
+        options = read_options(config)
     except PexenError as error:
         raise pytest.UsageError(str(error)) from None
     if config.getoption("usepdb", False):
@@ -132,4 +131,4 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # Registered here, after the cache plugin, so that our collection wrapper
     # sees the selection after --lf/--ff have applied theirs.
-    config.pluginmanager.register(PexenSession(config, workers), "pexen-session")
+    config.pluginmanager.register(PexenSession(config, options), "pexen-session")

@@ -3,7 +3,8 @@
 Every pool kind is driven through the small :class:`Pool` interface:
 :meth:`~Pool.assign` task indices to a worker, :meth:`~Pool.wait` for
 events, :meth:`~Pool.shutdown` when no more work is coming,
-:meth:`~Pool.close` to end everything now. Pools know nothing of tags or
+:meth:`~Pool.close` to end everything now (it returns what was left: results
+not read yet, and the tasks the ended workers had). Pools know nothing of tags or
 pytest; what a worker does with an index is given to the pool as a function.
 The kinds: :class:`~pytest_pexen._process_pool.ProcessPool` and
 :class:`~pytest_pexen._thread_pool.ThreadPool`.
@@ -59,6 +60,20 @@ class Lost:
     ended: bool = False
     #: (name, text) of what the running task had written, where known.
     output: tuple[tuple[str, str], ...] = ()
+    #: The phase the running task was in ("setup", "call", "teardown"), where known.
+    phase: str = ""
+
+
+@dataclass(frozen=True)
+class Stray:
+    """A process that task *index* forked returned into the worker's code; it was ended.
+
+    Sent after the task's :class:`Finished` event (or its :class:`Lost`).
+    """
+
+    worker: str
+    index: int
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ class Gone:
     worker: str
 
 
-Event = Union[Finished, Late, Dropped, Lost, Gone]
+Event = Union[Finished, Late, Dropped, Lost, Stray, Gone]
 
 
 class Pool(Protocol):
@@ -81,7 +96,7 @@ class Pool(Protocol):
     def interrupt(self, worker: str, message: str) -> bool: ...
     def end(self, worker: str) -> None: ...
     def shutdown(self, drop_queued: bool) -> None: ...
-    def close(self) -> None: ...
+    def close(self) -> list[Event]: ...
 
 
 def exit_description(exitcode: int | None) -> str:

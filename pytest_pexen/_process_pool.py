@@ -1,8 +1,18 @@
 """The process pool: workers forked from the controller after collection.
 
+Each worker is two processes: a small *shim*, forked by the controller, that
+leads the worker's process group, adopts orphans (child subreaper) and exits
+as the worker did; and the *runner* it forks, which runs the tests. The
+runner leads nothing, so a test may call ``os.setsid()``; orphans of earlier
+tests are the shim's, so a test's ``os.wait()`` sees only its own children;
+and a test that signals its parent reaches the shim, never the controller.
+
 Messages, controller to worker: ``("run", [index, ...])``, ``("stop", drop)``.
-Worker to controller: ``("done", index, payload)``, ``("late", index, payload)``,
-``("dropped", None, [index, ...])``.
+Worker to controller: ``("pid", runner_pid, None)`` first, then
+``("done", index, payload)``, ``("late", index, payload)``,
+``("dropped", None, [index, ...])``. A process that a test forked and that
+returned into the runner's code says so on a pipe shared by the pool's
+workers (one line, ``worker index pid``), then ends.
 """
 
 from __future__ import annotations
@@ -17,12 +27,12 @@ import tempfile
 import time
 import traceback
 from collections import deque
-from typing import Any, BinaryIO, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 from . import _worker_state
 from ._channel import Channel
 from ._errors import PexenError, Timeout
-from ._pool import Dropped, Event, Finished, Gone, Late, Lost
+from ._pool import Dropped, Event, Finished, Gone, Late, Lost, Stray
 from ._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
 from ._watchdog import KILL_GRACE
 
@@ -33,12 +43,17 @@ _REAP_INTERVAL = 0.2
 
 
 class _Worker:
-    def __init__(self, name: str, pid: int, channel: Channel, pidfd: int | None, token: str) -> None:
+    def __init__(
+        self, name: str, pid: int, channel: Channel, pidfd: int | None, token: str, progress: _worker_state.Progress
+    ) -> None:
         self.name = name
+        #: The shim's pid (the controller's child); the runner's once it says.
         self.pid = pid
+        self.runner: int | None = None
         self.channel = channel
         self.pidfd = pidfd
         self.token = token
+        self.progress = progress
         self.queue: deque[int] = deque()
         self.last: int | None = None
         self.exitcode: int | None = None
@@ -58,20 +73,35 @@ class ProcessPool:
 
     kind = "process"
 
-    def __init__(self, size: int, target: WorkerTarget) -> None:
+    def __init__(
+        self,
+        size: int,
+        target: WorkerTarget,
+        scratch_parent: str | None = None,
+        worker_signals: Mapping[int, Any] | None = None,
+    ) -> None:
+        """*scratch_parent*: where the pool keeps its small files (default: the system's
+        temp dir). *worker_signals*: signal handlers the workers run with, in place
+        of those the controller set up for itself."""
         if not hasattr(os, "fork"):
             raise PexenError(
                 "the process pool needs os.fork(), which this platform lacks; "
                 "pytest-pexen runs on Linux and other POSIX systems"
             )
         self._target = target
+        self._worker_signals = dict(worker_signals or {})
         self._workers: dict[str, _Worker] = {}
         self._selector = selectors.DefaultSelector()
         self._spawned = 0
         self._stopping = False
         self._has_pidfd = hasattr(os, "pidfd_open")
-        self._scratch = tempfile.mkdtemp(prefix="pexen-")
-        self._guardian = Guardian(grace=KILL_GRACE)
+        self._scratch = tempfile.mkdtemp(prefix="pexen-", dir=scratch_parent)
+        self._stray_read, self._stray_write = os.pipe()
+        os.set_blocking(self._stray_read, False)
+        self._selector.register(self._stray_read, selectors.EVENT_READ, (None, "stray"))
+        self._strays: list[Stray] = []
+        self._closed = False
+        self._guardian = Guardian(grace=KILL_GRACE, scratch=self._scratch)
         for _ in range(size):
             self._spawn()
 
@@ -85,6 +115,7 @@ class ProcessPool:
             except (OSError, ValueError):
                 pass
         token = f"{os.getpid()}-{name}"
+        progress = _worker_state.Progress()
         pid = os.fork()
         if pid == 0:
             # Our ends of every channel (and the guardian's pipe) must be
@@ -92,11 +123,16 @@ class ProcessPool:
             ours.close()
             for other in self._workers.values():
                 other.channel.close()
+                other.progress.close()
                 if other.pidfd is not None:
                     os.close(other.pidfd)
             self._selector.close()
+            os.close(self._stray_read)
             self._guardian.close_in_child()
-            _become_worker_process(token, self._file(name, "stacks"), self._file(name, "reason"))
+            _become_shim(token)
+            _worker_state.name, _worker_state.progress = name, progress
+            _worker_state.stray_fd = self._stray_write
+            _become_runner(self._file(name, "stacks"), self._file(name, "reason"), self._worker_signals)
             _child_main(self._target, theirs)
         theirs.close()
         pidfd = None
@@ -106,7 +142,7 @@ class ProcessPool:
             except OSError:
                 self._has_pidfd = False
         self._guardian.watch(pid, token)
-        worker = _Worker(name, pid, ours, pidfd, token)
+        worker = _Worker(name, pid, ours, pidfd, token, progress)
         self._workers[name] = worker
         self._selector.register(ours, selectors.EVENT_READ, (worker, "channel"))
         if pidfd is not None:
@@ -130,7 +166,9 @@ class ProcessPool:
         exited: list[_Worker] = []
         for key, _ in self._selector.select(timeout):
             worker, what = key.data
-            if what == "channel":
+            if what == "stray":
+                self._read_strays()
+            elif what == "channel":
                 events.extend(self._read(worker))
                 if worker.channel.closed:
                     self._selector.unregister(worker.channel)
@@ -142,18 +180,44 @@ class ProcessPool:
             exited.extend(w for w in self._workers.values() if w not in exited and self._exited(w, block=False))
         for worker in exited:
             events.extend(self._reap(worker))
-        return events
+        return events + self._settled_strays()
+
+    def _read_strays(self) -> None:
+        try:
+            data = os.read(self._stray_read, 1 << 16)
+        except BlockingIOError:
+            return
+        for line in data.decode(errors="replace").splitlines():
+            name, index, pid = line.split()
+            self._strays.append(Stray(name, int(index), int(pid)))
+
+    def _settled_strays(self) -> list[Event]:
+        """Stray notices of tasks that are no longer running (so they come after their results)."""
+        if not self._strays:
+            return []
+        settled: list[Event] = []
+        waiting = []
+        for stray in self._strays:
+            worker = self._workers.get(stray.worker)
+            if worker is not None and worker.queue and worker.queue[0] == stray.index:
+                waiting.append(stray)
+            else:
+                settled.append(stray)
+        self._strays = waiting
+        return settled
 
     def _read(self, worker: _Worker) -> list[Event]:
         events: list[Event] = []
         for kind, index, payload in worker.channel.receive():
-            if kind == "done":
+            if kind == "pid":
+                worker.runner = index
+            elif kind == "done":
                 assert worker.queue and worker.queue[0] == index, (worker.queue, index)
                 worker.queue.popleft()
                 worker.last = index
                 events.append(Finished(worker.name, index, payload))
             elif kind == "files":
-                worker.files = _open_files_of(worker.pid, payload)
+                worker.files = _open_files_of(worker.runner or worker.pid, payload)
             elif kind == "dropped":
                 for dropped in payload:
                     worker.queue.remove(dropped)
@@ -180,6 +244,7 @@ class ProcessPool:
         events = [] if worker.channel.closed else self._read(worker)
         self._exited(worker, block=True)
         output = tuple((name, _tail(file)) for name, file in worker.files.items())
+        index, phase = worker.progress.get()
         self._forget(worker)
         self._guardian.forget(worker.pid)
         queue = tuple(worker.queue)
@@ -190,8 +255,9 @@ class ProcessPool:
             # What the dead worker started may still run: end it.
             end(tree(worker.pid, worker.token), KILL_GRACE)
         running = queue[0] if queue else None
+        phase = phase if index == running else ""
         events.append(
-            Lost(worker.name, running, queue[1:], worker.exitcode, worker.last, worker.ended, output)
+            Lost(worker.name, running, queue[1:], worker.exitcode, worker.last, worker.ended, output, phase)
         )
         if not self._stopping:
             self._spawn()
@@ -205,6 +271,7 @@ class ProcessPool:
                 except (KeyError, ValueError):
                     pass
         worker.channel.close()
+        worker.progress.close()
         if worker.pidfd is not None:
             os.close(worker.pidfd)
         for file in worker.files.values():
@@ -220,13 +287,13 @@ class ProcessPool:
     def stacks(self, worker: str) -> str:
         """The Python stacks of every thread of *worker*, as faulthandler prints them."""
         handle = self._workers.get(worker)
-        if handle is None:
+        if handle is None or handle.runner is None:
             return ""
         path = self._file(worker, "stacks")
         with open(path, "w"):
             pass
         try:
-            os.kill(handle.pid, signal.SIGUSR1)
+            os.kill(handle.runner, signal.SIGUSR1)
         except ProcessLookupError:
             return ""
         # faulthandler writes from the signal handler itself; wait until
@@ -244,12 +311,12 @@ class ProcessPool:
     def interrupt(self, worker: str, message: str) -> bool:
         """Make the running test raise :class:`Timeout` with *message*."""
         handle = self._workers.get(worker)
-        if handle is None:
+        if handle is None or handle.runner is None:
             return False
         with open(self._file(worker, "reason"), "w") as file:
             file.write(message)
         try:
-            os.kill(handle.pid, signal.SIGUSR2)
+            os.kill(handle.runner, signal.SIGUSR2)
         except ProcessLookupError:
             return False
         return True
@@ -271,19 +338,40 @@ class ProcessPool:
         for worker in self._workers.values():
             self._send(worker, ("stop", drop_queued))
 
-    def close(self) -> None:
-        """End every worker and what it started, now (at the end, on errors and interrupts)."""
+    def close(self) -> list[Event]:
+        """End every worker and what it started, now (at the end, on errors and interrupts).
+
+        Returns what the workers had sent and was not read yet, and a
+        ``Lost(ended=True)`` event for each worker that still had tasks.
+        """
+        if self._closed:
+            return []
+        self._closed = True
         victims = []
         for worker in self._workers.values():
             if not self._exited(worker, block=False):
                 victims.extend(tree(worker.pid, worker.token))
         end(victims, KILL_GRACE)
+        events: list[Event] = []
         for worker in list(self._workers.values()):
+            if not worker.channel.closed:
+                events.extend(self._read(worker))
             self._exited(worker, block=True)
+            queue = tuple(worker.queue)
+            if queue:
+                output = tuple((name, _tail(file)) for name, file in worker.files.items())
+                index, phase = worker.progress.get()
+                phase = phase if index == queue[0] else ""
+                events.append(
+                    Lost(worker.name, queue[0], queue[1:], worker.exitcode, worker.last, True, output, phase)
+                )
             self._forget(worker)
         self._selector.close()
+        os.close(self._stray_read)
+        os.close(self._stray_write)
         self._guardian.release()
         shutil.rmtree(self._scratch, ignore_errors=True)
+        return events
 
 
 #: Most of a file's end that a Lost event carries.
@@ -313,14 +401,52 @@ def _tail(file: BinaryIO) -> str:
     return text if size <= _OUTPUT_LIMIT else f"[first {size - _OUTPUT_LIMIT} bytes cut]\n{text}"
 
 
-def _become_worker_process(token: str, stacks_path: str, reason_path: str) -> None:
-    """Process-level set-up of a fresh worker (see :mod:`._processes`)."""
-    # Our own process group: a Ctrl-C at the terminal goes to the controller,
-    # which decides what happens to running tests; and the group is one of
-    # the nets that catch what a test started.
+def _become_shim(token: str) -> None:
+    """In the controller's fresh child: become the shim, fork the runner, return in the runner.
+
+    The shim leads a process group of its own: a Ctrl-C at the terminal goes
+    to the controller, which decides what happens to running tests; and the
+    group is one of the nets that catch what a test started (see
+    :mod:`._processes`). It adopts orphans, reaps them, and exits as the
+    runner did.
+    """
     os.setpgid(0, 0)
     become_subreaper()
     os.environ[TOKEN_VARIABLE] = token
+    # Not the controller's handlers: a test that signals its parent ends
+    # this worker (reported as a crash), never the run.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    runner = os.fork()
+    if runner == 0:
+        return
+    code = 1
+    try:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except InterruptedError:
+                continue
+            if pid == runner:
+                code = os.waitstatus_to_exitcode(status)
+                break
+        if code < 0:
+            # Die of the same signal, so the controller can name it.
+            try:
+                signal.signal(-code, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass  # SIGKILL and SIGSTOP have no handler to reset
+            os.kill(os.getpid(), -code)
+            code = 128 - code
+    finally:
+        os._exit(code)
+
+
+def _become_runner(stacks_path: str, reason_path: str, signals: Mapping[int, Any]) -> None:
+    """Process-level set-up of the process that runs the tests."""
+    _worker_state.pid = os.getpid()
+    for signum, handler in signals.items():
+        signal.signal(signum, handler)
     stacks = open(stacks_path, "a")
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
 
@@ -337,6 +463,7 @@ def _child_main(target: WorkerTarget, channel: Channel) -> None:
     """Run *target* in a forked child and never return into the parent's code."""
     code = 0
     try:
+        channel.send(("pid", os.getpid(), None))
         target(channel)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1

@@ -11,13 +11,15 @@ A test may start children, grandchildren, daemons that double-fork or call
   descendants) execute carry it, and ``/proc/PID/environ`` shows it.
 
 A *guardian* process, forked before the workers, ends every worker's tree
-if the controller dies without saying goodbye.
+(and removes the pool's scratch folder) if the controller dies without
+saying goodbye, and says so on stderr.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import sys
 from typing import Iterable
@@ -102,13 +104,14 @@ def end(processes: Iterable[psutil.Process], grace: float) -> list[int]:
 class Guardian:
     """A process that ends the watched workers' trees if the controller dies."""
 
-    def __init__(self, grace: float = 1.0) -> None:
+    def __init__(self, grace: float = 1.0, scratch: str | None = None) -> None:
+        """*scratch*: a folder to remove if the controller dies."""
         read_end, self._write_end = os.pipe()
         controller = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(self._write_end)
-            _guard(read_end, controller, grace)
+            _guard(read_end, controller, grace, scratch)
         os.close(read_end)
         self.pid = pid
 
@@ -142,7 +145,7 @@ class Guardian:
             pass
 
 
-def _guard(read_end: int, controller: int, grace: float) -> None:
+def _guard(read_end: int, controller: int, grace: float, scratch: str | None) -> None:
     """The guardian's life: listen until end-of-file, then clean up unless told bye."""
     code = 0
     try:
@@ -168,7 +171,15 @@ def _guard(read_end: int, controller: int, grace: float) -> None:
         victims: list[psutil.Process] = []
         for pid, token in watched.items():
             victims.extend(tree(pid, token))
-        end(victims, grace)
+        ended = end(victims, grace)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        sys.stderr.write(
+            f"pexen: the controller (pid {controller}) died; its guardian ended "
+            f"{len(watched)} worker(s) and {max(0, len(ended) - len(watched))} other "
+            "process(es) they had started\n"
+        )
+        sys.stderr.flush()
     except BaseException:
         code = 1
     finally:

@@ -86,18 +86,48 @@ class Reporter:
         return reports
 
     def crashed(
-        self, item: pytest.Item, what: str, output: Sequence[tuple[str, str]] = ()
+        self,
+        item: pytest.Item,
+        what: str,
+        output: Sequence[tuple[str, str]] = (),
+        phase: str = "",
+        outcome: str = "crashed",
     ) -> list[pytest.TestReport]:
-        """Report a test whose worker died under it as an error, with its output so far."""
-        message = f"worker crashed while running this test: {what}"
-        setup = self._make(item, "setup", "failed", message)
-        setup.pexen_outcome = "crashed"  # type: ignore[attr-defined]
+        """Report a test whose worker died (or was ended) under it, with its output so far.
+
+        The report fails in the *phase* the worker was in, where known (the
+        test's call, else); *outcome* is "crashed", or "interrupted" when
+        the run ended it.
+        """
+        if outcome == "crashed":
+            where = f", in its {phase} phase" if phase else ""
+            message = f"worker crashed while running this test{where}: {what}"
+        else:
+            message = f"ended while it ran: {what}"
+        when = phase or "call"
+        reports = [] if when == "setup" else [self._make(item, "setup", "passed", None)]
+        failed = self._make(item, when, "failed", message)
+        failed.pexen_outcome = outcome  # type: ignore[attr-defined]
+        until = "the crash" if outcome == "crashed" else "it was ended"
         for name, text in output:
             if text:
-                setup.sections.append((f"Captured {name} until the crash", text))
-        reports = [setup, self._make(item, "teardown", "passed", None)]
+                failed.sections.append((f"Captured {name} until {until}", text))
+        reports.append(failed)
+        if when != "teardown":
+            reports.append(self._make(item, "teardown", "passed", None))
         self._emit(item, reports)
         return reports
+
+    def stray(self, item: pytest.Item, pid: int) -> pytest.TestReport:
+        """A process *item* forked came back into pytest instead of ending; it was ended."""
+        message = (
+            f"a process this test forked (pid {pid}) returned into the test runner instead "
+            "of ending; pexen ended it. End forked children with os._exit(), never by "
+            "returning or raising out of the test."
+        )
+        report = self._make(item, "teardown", "failed", message)
+        item.ihook.pytest_runtest_logreport(report=report)
+        return report
 
     def _count_failed_subtests(self, reports: Sequence[pytest.TestReport]) -> None:
         """Tell pytest's subtests support (pytest >= 9) what failed in the worker.
@@ -198,8 +228,15 @@ def _stacks_section(stacks: str) -> tuple[str, str]:
     return ("pexen watchdog: stacks at the deadline", stacks or "(no stacks could be read)")
 
 
+#: Outcomes pexen gives a failed report of its own (they count as errors).
+PEXEN_FAILURES = ("timeout", "crashed", "interrupted")
+
+
 def outcome_of(reports: Sequence[pytest.TestReport]) -> str:
-    """One word for a test's result: passed, warned, failed, error, skipped, xfailed."""
+    """One word for a test's result: passed, warned, failed, error, skipped, xfailed, interrupted."""
+    for report in reports:
+        if report.failed and getattr(report, "pexen_outcome", None) in PEXEN_FAILURES:
+            return report.pexen_outcome  # type: ignore[attr-defined, no-any-return]
     for report in reports:
         if report.failed:
             return "failed" if report.when == "call" else "error"

@@ -20,7 +20,7 @@ import pytest
 
 from ._errors import PexenError
 from ._planner import Planner, State
-from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, exit_description
+from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Stray, exit_description
 from ._reporting import Reporter, duration_of, outcome_of
 from ._watchdog import UNWIND_SECONDS, Watchdog
 
@@ -31,6 +31,8 @@ PREFETCH_SECONDS = 0.02
 MAX_QUEUED = 32
 #: Longest wait while a Ctrl-C may need noticing.
 _SIGNAL_LATENCY = 0.25
+#: Signals that end a run at once (CI runners cancelling a job, a closed terminal).
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -78,14 +80,30 @@ class RunLoop:
         self._crashes_in_a_row = 0
         #: Why the run stops early and reports what did not run (None: it does not).
         self.stopped_because: str | None = None
+        #: Ctrl-Cs so far (a test raising KeyboardInterrupt counts as one).
         self._interrupts = 0
+        #: Why running tests are ended now (a second Ctrl-C, SIGTERM, SIGHUP).
+        self._ending: str | None = None
+        self._ending_signal: str | None = None
+        #: The report of a test that raised KeyboardInterrupt (it stopped the run).
+        self.interrupted_by: pytest.TestReport | None = None
+        #: The signal handlers in place before the run; workers run tests with these.
+        self.signals_before_run: dict[int, Any] = {}
 
     # -- the whole run --------------------------------------------------------
 
     def run(self) -> None:
-        """Run every group in turn, each on a pool of its own."""
-        previous = signal.getsignal(signal.SIGINT)
+        """Run every group in turn, each on a pool of its own.
+
+        Raises KeyboardInterrupt after a Ctrl-C (or a test's own
+        KeyboardInterrupt), and ``Session.Interrupted`` after SIGTERM or
+        SIGHUP, once every selected test has been reported.
+        """
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *ENDING_SIGNALS)}
+        self.signals_before_run = {s: h for s, h in previous.items() if h is not None}
         signal.signal(signal.SIGINT, self._on_ctrl_c)
+        for signum in ENDING_SIGNALS:
+            signal.signal(signum, self._on_ending_signal)
         try:
             self._report_blocked()
             for group in self._planner.groups():
@@ -94,39 +112,66 @@ class RunLoop:
                 self._planner.begin(group)
                 if self._planner.group_is_active():
                     self._run_group(self._make_pool(group))
-            if self.stopped_because is not None:
-                self._planner.abandon(f"not run: {self.stopped_because}")
+            why = self._ending or self.stopped_because or self._interrupted_because()
+            if why is not None:
+                self._planner.abandon(f"not run: {why}")
                 self._report_blocked()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if self._ending_signal is not None:
+            raise self._session.Interrupted(f"the run was ended by {self._ending_signal}")
         if self._interrupts:
             raise KeyboardInterrupt
+
+    def _interrupted_because(self) -> str | None:
+        if self.interrupted_by is not None:
+            return f"{self.interrupted_by.nodeid} raised KeyboardInterrupt"
+        return "the run was interrupted (Ctrl-C)" if self._interrupts else None
 
     def _run_group(self, pool: Pool) -> None:
         try:
             self._loop(pool)
-        except KeyboardInterrupt:
-            for worker in self._watchdog.workers():
-                running = self._watchdog.ended(worker)
-                if running is not None:
-                    item = self._items[running.index]
-                    self._reporter.crashed(item, "ended by a second Ctrl-C")
-            raise
         finally:
             pool.close()
 
     def _on_ctrl_c(self, signum: int, frame: Any) -> None:
         self._interrupts += 1
         if self._interrupts > 1:
-            raise KeyboardInterrupt
+            self._ending = "ended by a second Ctrl-C"
+            return
         sys.stderr.write(
             "\npexen: Ctrl-C: no more tests start; running tests finish "
             "(Ctrl-C again to end them now)\n"
         )
 
+    def _on_ending_signal(self, signum: int, frame: Any) -> None:
+        if self._ending_signal is None:
+            self._ending_signal = signal.Signals(signum).name
+            self._ending = f"the run was ended by {self._ending_signal}"
+
+    def _end_now(self, pool: Pool) -> None:
+        """End every running test and its worker now: report what had finished,
+        report what was running as interrupted (with its output), give the rest back."""
+        assert self._ending is not None
+        for event in pool.close():
+            if not isinstance(event, Lost):
+                self._handle(event, pool)
+                continue
+            self._watchdog.ended(event.worker)
+            if event.running is not None:
+                item = self._items[event.running]
+                self._reporter.crashed(item, self._ending, event.output, event.phase, "interrupted")
+                self._conclude(item, "interrupted")
+            for index in event.queued:
+                self._planner.give_back(self._items[index].nodeid)
+
     def _loop(self, pool: Pool) -> None:
         stopping = False
         while True:
+            if self._ending is not None:
+                self._end_now(pool)
+                return
             if not stopping and self._must_stop():
                 stopping = True
                 pool.shutdown(drop_queued=True)
@@ -161,6 +206,7 @@ class RunLoop:
             or self.exit_request
             or self.stopped_because
             or self._interrupts
+            or self._ending
         )
 
     # -- feeding workers --------------------------------------------------------
@@ -253,6 +299,8 @@ class RunLoop:
                 self._planner.give_back(self._items[index].nodeid)
         elif isinstance(event, Lost):
             self._lost(event)
+        elif isinstance(event, Stray):
+            self._reporter.stray(self._items[event.index], event.pid)
         else:
             assert isinstance(event, Gone), event
 
@@ -267,10 +315,22 @@ class RunLoop:
         self._crashes_in_a_row = 0
         if "exit" in event.payload:
             self.exit_request = tuple(event.payload["exit"])
+        if "interrupt" in event.payload:
+            self._interrupted(reports)
         if expired:
             # It unwound in time; still, end what it started and its worker.
             self._watchdog.ended(event.worker)
             pool.end(event.worker)
+
+    def _interrupted(self, reports: Sequence[pytest.TestReport]) -> None:
+        """A test raised KeyboardInterrupt: stop as after a Ctrl-C."""
+        found = [r for r in reports if getattr(r, "pexen_outcome", None) == "interrupted"]
+        self.interrupted_by = found[-1] if found else None
+        self._interrupts = max(self._interrupts, 1)
+        sys.stderr.write(
+            f"\npexen: {found[-1].nodeid if found else 'a test'} raised KeyboardInterrupt: "
+            "no more tests start; running tests finish (Ctrl-C to end them now)\n"
+        )
 
     def _lost(self, event: Lost) -> None:
         running = self._watchdog.ended(event.worker)
@@ -289,7 +349,7 @@ class RunLoop:
                 self._planner.give_back(item.nodeid)
         elif event.running is not None:
             item = self._items[event.running]
-            self._reporter.crashed(item, what, event.output)
+            self._reporter.crashed(item, what, event.output, event.phase)
             self._conclude(item, "crashed")
             self._crashes_in_a_row += 1
             if self._crashes_in_a_row >= self._limits.max_crashes:

@@ -18,9 +18,11 @@ import pytest
 from ._errors import PexenError
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
 from ._metadata import Meta, check_fields, merge
+from ._options import Options
 from ._planner import Planner, Task, pull_in
 from ._pool import Pool
 from ._process_pool import ProcessPool
+from ._reporting import PEXEN_FAILURES
 from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
 from ._worker import Retry, run_in_thread, run_worker
@@ -31,9 +33,12 @@ DURATIONS_KEY = "pexen/durations"
 class PexenSession:
     """State and hooks of one ``--pexen`` session, in the controller."""
 
-    def __init__(self, config: pytest.Config, workers: int) -> None:
+    def __init__(self, config: pytest.Config, options: Options) -> None:
         self._config = config
-        self._workers = workers
+        self._options = options
+        self._workers = options.workers
+        self._loop: RunLoop | None = None
+        self._scratch: str | None = None
         self._deselected: list[pytest.Item] = []
         self._pulled: list[pytest.Item] = []
         self._planner: Planner | None = None
@@ -90,7 +95,7 @@ class PexenSession:
         self._planner = Planner(
             selected, absent=absent, durations=self._durations, group_order=list(self._groups)
         )
-        default_timeout = self._timeout_option("pexen_timeout")
+        default_timeout = self._options.timeout
         self._timeouts = {}
         self._retries = {}
         for index, item in enumerate(items):
@@ -100,22 +105,6 @@ class PexenSession:
                 self._timeouts[item.nodeid] = timeout
             if meta.retries:
                 self._retries[index] = Retry(meta.retries, meta.retry_delay)
-
-    def _timeout_option(self, name: str) -> float | None:
-        """A limit in seconds from the command line, else the ini file of that name."""
-        value = self._config.getoption(name)
-        source = f"--{name.replace('_', '-')}"
-        if value is None and name in _INI_LIMITS:
-            value, source = self._config.getini(name) or None, f"ini {name}"
-        if value is None:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = 0.0
-        if not seconds > 0:
-            raise PexenError(f"{source} must be a number of seconds greater than 0, got {value!r}")
-        return seconds
 
     def _configured_groups(self) -> dict[str, GroupSpec]:
         """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
@@ -128,8 +117,7 @@ class PexenSession:
                 )
             for name, spec in result.items():
                 specs.append(parse_spec(name, spec, "pytest_pexen_groups", self._workers))
-        given = config.getoption("pexen_workers") is not None
-        return combine(specs, self._workers, given)
+        return combine(specs, self._workers, self._options.workers_given)
 
     def _task(self, item: pytest.Item, meta: Meta) -> Task:
         group = meta.group or DEFAULT_GROUP
@@ -169,10 +157,20 @@ class PexenSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, Any] | None:
-        """A timed-out test counts as an error, whatever phase it was in."""
-        if report.failed and getattr(report, "pexen_outcome", None) == "timeout":
-            return "error", "E", ("TIMEOUT", {"red": True})
+        """A timed-out, crashed or interrupted test counts as an error, whatever phase it was in."""
+        outcome = getattr(report, "pexen_outcome", None)
+        if report.failed and outcome in PEXEN_FAILURES:
+            return "error", "E", (outcome.upper(), {"red": True})
         return None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """A test's own KeyboardInterrupt is shown where the test raised it, as plain pytest does."""
+        report = self._loop.interrupted_by if self._loop is not None else None
+        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
+        memo = getattr(report, "longrepr", None)
+        if terminal is not None and hasattr(memo, "reprcrash") and hasattr(terminal, "_keyboardinterrupt_memo"):
+            terminal._keyboardinterrupt_memo = memo
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
         lines = []
@@ -207,17 +205,16 @@ class PexenSession:
             item.location
         tmp_path_factory = getattr(session.config, "_tmp_path_factory", None)
         if tmp_path_factory is not None:
-            # Made lazily, it would be made (and emptied) by each worker.
-            tmp_path_factory.getbasetemp()
-        try:
-            limits = Limits(
-                timeouts={i: self._timeouts[item.nodeid] for i, item in enumerate(items) if item.nodeid in self._timeouts},
-                session_timeout=self._timeout_option("pexen_session_timeout"),
-                max_crashes=_max_crashes(self._config),
-            )
-        except PexenError as error:
-            raise pytest.UsageError(str(error)) from None
-        loop = RunLoop(
+            # Made lazily, it would be made (and emptied) by each worker. The
+            # pools' scratch files go there too, so pytest rotates them away
+            # even after a run that was killed.
+            self._scratch = str(tmp_path_factory.getbasetemp())
+        limits = Limits(
+            timeouts={i: self._timeouts[item.nodeid] for i, item in enumerate(items) if item.nodeid in self._timeouts},
+            session_timeout=self._options.session_timeout,
+            max_crashes=self._options.max_crashes,
+        )
+        self._loop = loop = RunLoop(
             session,
             items,
             self._planner,
@@ -246,7 +243,8 @@ class PexenSession:
         size = max(1, min(spec.workers, self._planner.group_size(group)))
         if spec.pool == "thread":
             return ThreadPool(size, functools.partial(run_in_thread, session.items, self._retries))
-        return ProcessPool(size, functools.partial(run_worker, session, self._retries))
+        signals = self._loop.signals_before_run if self._loop is not None else {}
+        return ProcessPool(size, functools.partial(run_worker, session, self._retries), self._scratch, signals)
 
     def _save_durations(self, durations: dict[str, float]) -> None:
         cache = getattr(self._config, "cache", None)
@@ -261,17 +259,6 @@ def _threadsafe(item: pytest.Item) -> bool:
 
 #: Fields accepted now and acted on by later releases.
 _UNENFORCED = ("on_resume",)
-#: Limits that an ini value may give when the command line does not.
-_INI_LIMITS = ("pexen_timeout",)
-
-
-def _max_crashes(config: pytest.Config) -> int:
-    value = config.getoption("pexen_max_crashes")
-    if value < 1:
-        raise PexenError(f"--pexen-max-crashes must be at least 1, got {value}")
-    return value
-
-
 def _unenforced_fields(metas: list[Meta]) -> dict[str, int]:
     """How many tests set each field that this release does not act on."""
     counts: dict[str, int] = {}

@@ -139,7 +139,21 @@ class ThreadPool:
                 thread.drop = drop_queued
                 thread.wakeup.notify()
 
-    def close(self) -> None:
-        """Stop handing out work; running tasks finish in the background."""
+    def close(self) -> list[Event]:
+        """Stop handing out work; running tasks finish in the background, ignored.
+
+        Returns the events not read yet, and a ``Lost(ended=True)`` event for
+        each thread that still had tasks.
+        """
+        events = self.wait(0) if self._threads else []
+        lost: list[Event] = []
+        for worker, thread in self._threads.items():
+            with thread.wakeup:
+                thread.abandoned = True
+                queue_left = tuple(thread.queue)
+                thread.queue.clear()
+            if queue_left:
+                lost.append(Lost(worker, queue_left[0], queue_left[1:], None, None, ended=True))
         self.shutdown(drop_queued=True)
         self._threads.clear()
+        return events + lost

@@ -21,7 +21,7 @@ import tempfile
 import time
 import warnings
 from collections import deque
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Generator, Mapping, NamedTuple, Sequence
 
 import pytest
 from _pytest import nodes
@@ -87,6 +87,53 @@ class _ReportRelay:
         return payload
 
 
+class _PhaseTracker:
+    """Marks the phase each test is in, and ends processes a test forked that return into pytest.
+
+    Its wrappers are the innermost, so a forked child that returns from a
+    test (or a fixture) is caught before any other plugin's code runs in it.
+    """
+
+    def _phase(self, phase: str) -> Generator[None, object, object]:
+        _worker_state.enter(phase)
+        returned = False
+        try:
+            result = yield
+            returned = True
+            return result
+        finally:
+            if os.getpid() != _worker_state.pid:
+                _end_stray_child(0 if returned else 1)
+            if returned:
+                # Kept after an exception that ends the worker's run
+                # (KeyboardInterrupt, pytest.exit): it says where.
+                _worker_state.enter("")
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_setup(self) -> Generator[None, object, object]:
+        return (yield from self._phase("setup"))
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self) -> Generator[None, object, object]:
+        return (yield from self._phase("call"))
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_teardown(self) -> Generator[None, object, object]:
+        return (yield from self._phase("teardown"))
+
+
+def _end_stray_child(code: int) -> None:
+    """In a process a test forked that came back into pytest: tell the pool, then end.
+
+    Left alone it would run the worker's loop too, and speak on its channel.
+    """
+    notice = f"{_worker_state.name} {_worker_state.index} {os.getpid()}\n".encode()
+    try:
+        os.write(_worker_state.stray_fd, notice)
+    finally:
+        os._exit(code)
+
+
 def junitxml_of(config: pytest.Config) -> Any:
     """The session's ``--junitxml`` writer (a LogXML), if any."""
     return config.stash.get(xml_key, None)
@@ -123,6 +170,7 @@ def _become_worker(config: pytest.Config) -> _ReportRelay:
     _fresh_capture(config)
     relay = _ReportRelay(config)
     manager.register(relay, "pexen-relay")
+    manager.register(_PhaseTracker(), "pexen-phases")
     return relay
 
 
@@ -214,6 +262,7 @@ def run_worker(session: pytest.Session, retries: Mapping[int, Retry], channel: C
         if unfinished is not None:
             _finish_teardown(session, items[unfinished], unfinished, item, relay, channel)
             unfinished = None
+        _worker_state.index = index
         nextitem: nodes.Node | None
         if queue:
             nextitem = items[queue[0]]
@@ -225,9 +274,14 @@ def run_worker(session: pytest.Session, retries: Mapping[int, Retry], channel: C
             unfinished = index
         payload = _run_item(session, item, nextitem, relay, retries.get(index, NO_RETRY))
         channel.send(("done", index, payload))
-        if "exit" in payload:
+        if "exit" in payload or "interrupt" in payload:
+            # The run stops, as in plain pytest; what this item left
+            # standing is torn down at the end, like pytest's session end.
             stopping = True
-            queue.clear()
+            unfinished = index
+            if queue:
+                dropped, queue = list(queue), deque()
+                channel.send(("dropped", None, dropped))
     if unfinished is not None:
         _finish_teardown(session, items[unfinished], unfinished, None, relay, channel)
     channel.close()
@@ -244,7 +298,7 @@ def _run_item(
             item.user_properties.clear()
         payload = _attempt(session, item, nextitem, relay)
         failed = any(report.get("outcome") == "failed" for report in payload["reports"])
-        if not failed or attempt == retry.retries or "exit" in payload:
+        if not failed or attempt == retry.retries or "exit" in payload or "interrupt" in payload:
             break
         earlier.append(payload)
     if earlier:
@@ -256,15 +310,20 @@ def _attempt(
     session: pytest.Session, item: pytest.Item, nextitem: Any, relay: _ReportRelay
 ) -> dict[str, Any]:
     exit_reason = None
+    interrupt = None
     _worker_state.in_test = True
     try:
         item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
     except pytest.exit.Exception as exc:
         exit_reason = (exc.msg, exc.returncode)
+    except KeyboardInterrupt:
+        interrupt = _interrupt_report(item, relay)
     except Timeout:
         pass  # it hit pytest's own code between phases; the reports so far stand
     finally:
         _worker_state.in_test = False
+        if os.getpid() != _worker_state.pid:
+            _end_stray_child(1)
     # The controller decides when the run stops (-x, --maxfail); a worker's
     # own count must not make it tear everything down after each item.
     session.shouldfail = False
@@ -272,7 +331,31 @@ def _attempt(
     payload = relay.take()
     if exit_reason is not None:
         payload["exit"] = exit_reason
+    if interrupt is not None:
+        payload["reports"].append(interrupt)
+        payload["interrupt"] = True
     return payload
+
+
+def _interrupt_report(item: pytest.Item, relay: _ReportRelay) -> dict[str, Any]:
+    """A test raised KeyboardInterrupt: the report of the phase it stopped, with its output.
+
+    The run stops as in plain pytest; this report keeps the traceback and
+    what the test printed, which would otherwise be lost with the phase.
+    """
+    excinfo = pytest.ExceptionInfo.from_current()
+    _, phase = _worker_state.progress.get() if _worker_state.progress else (None, "")
+    when = phase or "call"
+    capman = item.config.pluginmanager.get_plugin("capturemanager")
+    if capman is not None:
+        capman.suspend_global_capture(in_=False)
+        out, err = capman.read_global_capture()
+        item.add_report_section(when, "stdout", out)
+        item.add_report_section(when, "stderr", err)
+    call = CallInfo(None, excinfo, start=time.time(), stop=time.time(), duration=0.0, when=when, _ispytest=True)  # type: ignore[arg-type]
+    report = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    report.pexen_outcome = "interrupted"
+    return relay.serialize(report)
 
 
 def _finish_teardown(
@@ -292,12 +375,13 @@ def _finish_teardown(
     if capman is not None:
         capman.resume_global_capture()
     try:
+        # Nothing is re-raised: pytest.exit() or a KeyboardInterrupt here
+        # becomes this teardown's error, and the worker goes on.
         call = CallInfo.from_call(
-            lambda: session._setupstate.teardown_exact(nextitem),
-            when="teardown",
-            reraise=(pytest.exit.Exception, KeyboardInterrupt),
+            lambda: session._setupstate.teardown_exact(nextitem), when="teardown", reraise=()
         )
     finally:
+        _worker_state.enter("")
         if capman is not None:
             capman.suspend_global_capture()
             out, err = capman.read_global_capture()

@@ -288,7 +288,8 @@ def test_worker_crash_costs_only_its_test(suite, run, body, words):
     result.assert_outcomes(passed=6, errors=1, skipped=1)
     result.stdout.fnmatch_lines(
         [
-            f"*worker crashed while running this test: worker w* {words}*",
+            f"*ERROR at call of test_crash*",
+            f"*worker crashed while running this test, in its call phase: worker w* {words}*",
             "*blocked: requires 'crashy', provided by test_crash.py::test_crash which crashed*",
         ]
     )

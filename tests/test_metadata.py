@@ -13,8 +13,16 @@ import pytest
         ("provides=['ok', 3]", "pexen field 'provides' must be a list or set of non-empty strings, got 3"),
         ("priority='high'", "pexen field 'priority' must be an integer, got 'high' (str)"),
         ("priority=True", "pexen field 'priority' must be an integer, got True (bool)"),
-        ("timeout=0", "pexen field 'timeout' must be greater than 0, got 0"),
-        ("retries=-1", "pexen field 'retries' must be at least 0, got -1"),
+        ("timeout=0", "pexen field 'timeout' must be a finite number greater than 0 and at most *, got 0"),
+        ("timeout=float('nan')", "pexen field 'timeout' must be a finite number greater than 0*, got nan"),
+        ("timeout=float('inf')", "pexen field 'timeout' must be a finite number greater than 0*, got inf"),
+        ("timeout=10**400", "pexen field 'timeout' must be a finite number greater than 0*, got 1000*"),
+        ("retry_delay=float('nan')", "pexen field 'retry_delay' must be a finite number at least 0*, got nan"),
+        ("retry_delay=float('-inf')", "pexen field 'retry_delay' must be a finite number at least 0*, got -inf"),
+        ("retry_delay=1e9", "pexen field 'retry_delay' must be a finite number at least 0 and at most 86400*"),
+        ("retries=-1", "pexen field 'retries' must be from 0 to 1000, got -1"),
+        ("retries=10**6", "pexen field 'retries' must be from 0 to 1000, got 1000000"),
+        ("priority=2**40", "pexen field 'priority' must be from -2147483648 to 2147483647, got 1099511627776"),
         ("group=''", "pexen field 'group' must be a non-empty string"),
         ("on_resume='maybe'", "pexen field 'on_resume' must be one of 'rerun', 'crash', got 'maybe'"),
         ("requires=[()]", "pexen field 'requires' must be a non-empty tuple of alternatives"),
@@ -154,12 +162,36 @@ def test_marker_is_registered_for_strict_markers(suite, run):
     run("--strict-markers", "--pexen").assert_outcomes(passed=1)
 
 
-@pytest.mark.parametrize("value", ["0", "many", "-2"])
+@pytest.mark.parametrize("value", ["0", "many", "-2", "", "1.5", "100000"])
 def test_bad_worker_count_is_a_usage_error(suite, run, value):
     suite(test_w="def test_it():\n    pass\n")
     result = run("--pexen", f"--pexen-workers={value}")
     assert result.ret == 4
-    result.stderr.fnmatch_lines([f"*--pexen-workers must be a positive integer or 'auto', got '{value}'*"])
+    result.stderr.fnmatch_lines(
+        [f"*--pexen-workers must be a whole number from 1 to 1024, or 'auto', got '{value}'*"]
+    )
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--pexen-timeout=nan", "--pexen-timeout must be a number of seconds greater than 0*, got 'nan'"),
+        ("--pexen-timeout=inf", "--pexen-timeout must be a number of seconds greater than 0*, got 'inf'"),
+        ("--pexen-session-timeout=-1", "--pexen-session-timeout must be a number of seconds*, got '-1'"),
+        ("--pexen-session-timeout=soon", "--pexen-session-timeout must be a number of seconds*, got 'soon'"),
+        ("--pexen-max-crashes=0", "--pexen-max-crashes must be at least 1, got 0"),
+        ("-opexen_timeout=nan", "ini pexen_timeout must be a number of seconds greater than 0*, got 'nan'"),
+        ("-opexen_workers=none", "ini pexen_workers must be a whole number from 1 to 1024, or 'auto', got 'none'"),
+        ("-opexen_groups=vm: workers=0", "ini pexen_groups line 1 ('vm: workers=0'): workers of group 'vm'*"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_collection(pytester, suite, run, option, message):
+    # Collecting the module would leave a mark: a bad option must stop the run first.
+    suite(test_o="open('collected', 'w').close()\n\ndef test_it():\n    pass\n")
+    result = run("--pexen", option)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert not (pytester.path / "collected").exists()
 
 
 def test_ini_sets_the_worker_count(pytester, suite, run, events):

@@ -186,7 +186,7 @@ def test_unknown_group_is_a_usage_error(suite, run):
     "line, message",
     [
         ("vm workers=1", "expected 'name: workers=N pool=KIND'"),
-        ("vm: workers=0", "workers of group 'vm' must be a positive integer or 'auto', got '0'"),
+        ("vm: workers=0", "workers of group 'vm' must be a whole number from 1 to 1024, or 'auto', got '0'"),
         ("vm: pool=fiber", "pool of group 'vm' must be one of process, thread, got 'fiber'"),
         ("vm: cores=2", "unknown setting 'cores' for group 'vm'; known: workers, pool"),
         ("vm: workers", "expected key=value, got 'workers'"),

@@ -1,0 +1,73 @@
+"""The ``--pexen`` options and their ini twins, read and checked before collection.
+
+Bad values are usage errors at start-up, before a single test is collected:
+a run that would fail an hour later on a typo fails now.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ._errors import PexenError
+from ._groups import parse_ini_lines, parse_workers
+
+#: The longest time limit accepted, in seconds (a year).
+MAX_SECONDS = 365 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line and the ini file say about a ``--pexen`` run."""
+
+    #: Workers of the default group.
+    workers: int
+    #: Whether --pexen-workers was given on the command line.
+    workers_given: bool
+    #: Time limit of each test without a limit of its own.
+    timeout: float | None
+    session_timeout: float | None
+    max_crashes: int
+
+
+def read_options(config: pytest.Config) -> Options:
+    """Every ``--pexen`` option, checked; raises PexenError naming the bad one."""
+    given = config.getoption("pexen_workers")
+    if given is not None:
+        workers = parse_workers(given, "--pexen-workers")
+    else:
+        workers = parse_workers(config.getini("pexen_workers"), "ini pexen_workers")
+    max_crashes = config.getoption("pexen_max_crashes")
+    if max_crashes < 1:
+        raise PexenError(f"--pexen-max-crashes must be at least 1, got {max_crashes}")
+    timeout = seconds(config.getoption("pexen_timeout"), "--pexen-timeout")
+    if timeout is None:
+        timeout = seconds(config.getini("pexen_timeout") or None, "ini pexen_timeout")
+    # The ini groups are checked here too; hooks may add groups after collection.
+    parse_ini_lines(config.getini("pexen_groups"), workers)
+    return Options(
+        workers=workers,
+        workers_given=given is not None,
+        timeout=timeout,
+        session_timeout=seconds(config.getoption("pexen_session_timeout"), "--pexen-session-timeout"),
+        max_crashes=max_crashes,
+    )
+
+
+def seconds(value: Any, source: str) -> float | None:
+    """A time limit: a finite number of seconds, greater than 0 and at most a year."""
+    if value is None:
+        return None
+    try:
+        limit = float(value)
+    except (TypeError, ValueError, OverflowError):
+        limit = math.nan
+    if not (math.isfinite(limit) and 0 < limit <= MAX_SECONDS):
+        raise PexenError(
+            f"{source} must be a number of seconds greater than 0 and at most "
+            f"{MAX_SECONDS:.0f} (a year), got {value!r}"
+        )
+    return limit
