@@ -57,7 +57,12 @@ class Reporter:
         """A worker's serialized reports, or a thread's calls made into reports here."""
         if "calls" in payload:
             hook = item.ihook
-            return [hook.pytest_runtest_makereport(item=item, call=call) for call in payload["calls"]]
+            reports = [hook.pytest_runtest_makereport(item=item, call=call) for call in payload["calls"]]
+            if payload.get("interrupt"):
+                for report in reports:
+                    if report.failed:
+                        report.pexen_outcome = "interrupted"  # type: ignore[attr-defined]
+            return reports
         return [self.load(data) for data in payload["reports"]]
 
     def _earlier_attempt(self, item: pytest.Item, reports: list[pytest.TestReport]) -> None:

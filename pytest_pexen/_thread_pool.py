@@ -3,7 +3,8 @@
 For tasks whose body needs no pytest fixtures, capture or per-process state
 (custom items that declare ``pexen_threadsafe = True``). A worker is a
 thread with its own queue; it calls the pool's *run* function with each
-index and reports the result. Threads cannot be killed: a task that never
+index and reports the result. A result that is a dict with a true ``stop``
+key makes the thread drop what it has queued (the run is stopping). Threads cannot be killed: a task that never
 returns keeps its thread (the watchdog ends such runs).
 """
 
@@ -69,12 +70,34 @@ class ThreadPool:
                     self._events.put(Gone(worker.name))
                     return
                 index = worker.queue[0]
-            payload = self._run(index)
+            try:
+                payload = self._run(index)
+            except BaseException:
+                # A fault in the task's harness, not in its body: the task
+                # is lost (a crash), the thread is replaced, the run goes on.
+                self._fail(worker, traceback.format_exc())
+                return
             if worker.abandoned:
                 return
             with worker.wakeup:
                 worker.queue.popleft()
+                dropped = tuple(worker.queue) if isinstance(payload, dict) and payload.get("stop") else ()
+                if dropped:
+                    worker.queue.clear()
             self._events.put(Finished(worker.name, index, payload))
+            if dropped:
+                self._events.put(Dropped(worker.name, dropped))
+
+    def _fail(self, worker: _Thread, trace: str) -> None:
+        with worker.wakeup:
+            if worker.abandoned:
+                return
+            worker.abandoned = True
+            queue_left = tuple(worker.queue)
+            worker.queue.clear()
+        self._events.put(
+            Lost(worker.name, queue_left[0], queue_left[1:], None, None, output=(("traceback", trace),))
+        )
 
     def assigned(self) -> dict[str, Sequence[int]]:
         """Each worker's tasks, the running one (if any) first (read-only)."""
@@ -99,8 +122,10 @@ class ThreadPool:
             except queue.Empty:
                 break
         for event in events:
-            if isinstance(event, Gone):
+            if isinstance(event, Gone) or (isinstance(event, Lost) and not event.ended):
                 del self._threads[event.worker]
+                if isinstance(event, Lost) and not self._stopping:
+                    self._start()
         return events
 
     def stacks(self, worker: str) -> str:

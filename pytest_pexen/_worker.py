@@ -419,14 +419,18 @@ def run_in_thread(
     for attempt in range(retry.retries + 1):
         if attempt:
             time.sleep(retry.delay)
-        call = CallInfo.from_call(item.runtest, when="call", reraise=(KeyboardInterrupt,))
-        payload: dict[str, Any] = {
-            "calls": [
-                CallInfo.from_call(lambda: None, when="setup"),
-                call,
-                CallInfo.from_call(lambda: None, when="teardown"),
-            ]
-        }
+        setup = CallInfo.from_call(lambda: None, when="setup")
+        call = CallInfo.from_call(item.runtest, when="call", reraise=())
+        teardown = CallInfo.from_call(lambda: None, when="teardown")
+        payload: dict[str, Any] = {"calls": [setup, call, teardown]}
+        # As in a worker process: pytest.exit() and KeyboardInterrupt stop the run.
+        if call.excinfo is not None and call.excinfo.errisinstance(pytest.exit.Exception):
+            exit_exception = call.excinfo.value
+            payload = {"calls": [setup], "exit": (exit_exception.msg, exit_exception.returncode), "stop": True}
+            break
+        if call.excinfo is not None and call.excinfo.errisinstance(KeyboardInterrupt):
+            payload.update(interrupt=True, stop=True)
+            break
         if call.excinfo is None or attempt == retry.retries:
             break
         earlier.append(payload)

@@ -127,3 +127,50 @@ def test_a_killed_controller_leaves_no_scratch_files_and_says_what_it_ended(
     output = controller.communicate(timeout=20)[0].decode()
     assert "its guardian ended 2 worker(s)" in output
     assert not list(basetemp.glob("pexen-*"))
+
+
+THREAD_ITEMS = '''
+import pytest
+
+
+class Step(pytest.Item):
+    pexen_threadsafe = True
+
+    def runtest(self):
+        if self.name == "interrupts":
+            raise KeyboardInterrupt
+        if self.name == "exits":
+            pytest.exit("enough", returncode=3)
+
+    def reportinfo(self):
+        return self.path, 0, self.name
+
+
+class Steps(pytest.File):
+    def collect(self):
+        for name in self.path.read_text().split():
+            yield Step.from_parent(self, name=name)
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".steps":
+        return Steps.from_parent(parent, path=file_path)
+
+
+def pytest_pexen_groups(config):
+    return {"default": "workers=1 pool=thread"}
+'''
+
+
+@pytest.mark.parametrize(
+    "step, status, line",
+    [("interrupts", 2, "*!!! KeyboardInterrupt !!!*"), ("exits", 3, "*Exit: enough*")],
+)
+def test_thread_groups_stop_like_process_groups(pytester, run, step, status, line):
+    pytester.makeconftest(THREAD_ITEMS)
+    pytester.path.joinpath("run.steps").write_text(f"first {step} after\n")
+    result = run("--pexen", "-p", "no:cacheprovider", timeout=60)
+    assert result.ret == status
+    result.stdout.fnmatch_lines([line])
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed") == 1, outcomes  # "after" never runs
