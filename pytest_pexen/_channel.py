@@ -26,6 +26,8 @@ class Channel:
         self._buffer = bytearray()
         #: The other end is closed and everything it sent has been read.
         self.closed = False
+        #: A message is being written (a signal handler must not write one now).
+        self.sending = False
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
@@ -41,7 +43,11 @@ class Channel:
             data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         except Exception:
             data = pickle.dumps(_picklable(message), pickle.HIGHEST_PROTOCOL)
-        self._sock.sendall(_LENGTH.pack(len(data)) + data)
+        self.sending = True
+        try:
+            self._sock.sendall(_LENGTH.pack(len(data)) + data)
+        finally:
+            self.sending = False
 
     def receive(self, wait: bool = False) -> list[Any]:
         """The messages that have arrived; with *wait*, block until at least one.

@@ -16,3 +16,38 @@ def pytest_pexen_groups(config: pytest.Config) -> Mapping[str, Any] | None:
     they are returned, after the ini groups. Called once, after collection,
     so any collected directory's conftest may implement it.
     """
+
+
+def pytest_pexen_worker_start(config: pytest.Config, workerinput: dict[str, Any]) -> None:
+    """In a fresh ``--pexen`` worker process, before its first test.
+
+    Workers are forked from the controller after collection, so
+    ``pytest_configure`` and ``pytest_sessionstart`` do not run again in
+    them: this is where per-worker set-up goes (a per-worker database name,
+    a port range). *workerinput* is also ``config.workerinput``, as under
+    pytest-xdist: ``workerid`` (``gw0``, ``gw1``, ... unique in the run),
+    ``workercount``, ``testrunuid``, ``mainargv`` and ``pexen`` (True).
+    """
+
+
+def pytest_pexen_worker_finish(session: pytest.Session, workeroutput: dict[str, Any]) -> None:
+    """In a ``--pexen`` worker, after its last test and teardown, before it exits.
+
+    Also called when the worker is ended by SIGTERM (the watchdog, a second
+    Ctrl-C, a cancelled CI job), with about a second to spare. Save what the
+    worker measured, or put small picklable values into *workeroutput*
+    (also ``config.workeroutput``, as under pytest-xdist): the controller's
+    :func:`pytest_pexen_worker_done` receives them.
+    """
+
+
+def pytest_pexen_worker_done(
+    config: pytest.Config, workerid: str, workeroutput: dict[str, Any], error: str | None
+) -> None:
+    """In the controller, when a worker process has ended.
+
+    *workeroutput* is what the worker's :func:`pytest_pexen_worker_finish`
+    put there (empty if the worker died first); *error* is None when the
+    worker ended normally, else what happened to it ("killed by signal 9
+    (SIGKILL)"), in which case what it measured may be incomplete.
+    """

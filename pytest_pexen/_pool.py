@@ -77,13 +77,26 @@ class Stray:
 
 
 @dataclass(frozen=True)
+class WorkerOutput:
+    """A worker process ended: what it left for the controller.
+
+    *data* is the worker's ``workeroutput`` (None if it sent none); *error*
+    is None when it ended normally, else what happened to it.
+    """
+
+    worker: str
+    data: dict[str, Any] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Gone:
     """A worker exited after being told to stop."""
 
     worker: str
 
 
-Event = Union[Finished, Late, Dropped, Lost, Stray, Gone]
+Event = Union[Finished, Late, Dropped, Lost, Stray, WorkerOutput, Gone]
 
 
 class Pool(Protocol):

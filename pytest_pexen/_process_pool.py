@@ -18,6 +18,7 @@ workers (one line, ``worker index pid``), then ends.
 from __future__ import annotations
 
 import faulthandler
+import itertools
 import os
 import selectors
 import shutil
@@ -32,11 +33,14 @@ from typing import Any, BinaryIO, Callable, Mapping, Sequence
 from . import _worker_state
 from ._channel import Channel
 from ._errors import PexenError, Timeout
-from ._pool import Dropped, Event, Finished, Gone, Late, Lost, Stray
+from ._pool import Dropped, Event, Finished, Gone, Late, Lost, Stray, WorkerOutput, exit_description
 from ._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
 from ._watchdog import KILL_GRACE
 
 WorkerTarget = Callable[[Channel], None]
+
+#: Worker numbers, unique in the controller process (pools of every group).
+_numbers = itertools.count()
 
 #: How often a pool without pidfd support checks for dead workers.
 _REAP_INTERVAL = 0.2
@@ -61,6 +65,8 @@ class _Worker:
         self.ended = False
         #: Files the worker named (its capture files), opened here to outlive it.
         self.files: dict[str, BinaryIO] = {}
+        #: The worker's workeroutput, once it sent it.
+        self.output: dict[str, Any] | None = None
 
 
 class ProcessPool:
@@ -102,11 +108,12 @@ class ProcessPool:
         self._strays: list[Stray] = []
         self._closed = False
         self._guardian = Guardian(grace=KILL_GRACE, scratch=self._scratch)
+        self._size = size
         for _ in range(size):
             self._spawn()
 
     def _spawn(self) -> None:
-        name = f"w{self._spawned}"
+        name = f"gw{next(_numbers)}"
         self._spawned += 1
         ours, theirs = Channel.pair()
         for stream in (sys.stdout, sys.stderr):
@@ -130,7 +137,7 @@ class ProcessPool:
             os.close(self._stray_read)
             self._guardian.close_in_child()
             _become_shim(token)
-            _worker_state.name, _worker_state.progress = name, progress
+            _worker_state.name, _worker_state.count, _worker_state.progress = name, self._size, progress
             _worker_state.stray_fd = self._stray_write
             _become_runner(self._file(name, "stacks"), self._file(name, "reason"), self._worker_signals)
             _child_main(self._target, theirs)
@@ -216,6 +223,8 @@ class ProcessPool:
                 worker.queue.popleft()
                 worker.last = index
                 events.append(Finished(worker.name, index, payload))
+            elif kind == "output":
+                worker.output = payload
             elif kind == "files":
                 worker.files = _open_files_of(worker.runner or worker.pid, payload)
             elif kind == "dropped":
@@ -249,8 +258,10 @@ class ProcessPool:
         self._guardian.forget(worker.pid)
         queue = tuple(worker.queue)
         if self._stopping and not queue and worker.exitcode == 0:
+            events.append(WorkerOutput(worker.name, worker.output, None))
             events.append(Gone(worker.name))
             return events
+        events.append(WorkerOutput(worker.name, worker.output, exit_description(worker.exitcode)))
         if not worker.ended:
             # What the dead worker started may still run: end it.
             end(tree(worker.pid, worker.token), KILL_GRACE)
@@ -357,6 +368,7 @@ class ProcessPool:
             if not worker.channel.closed:
                 events.extend(self._read(worker))
             self._exited(worker, block=True)
+            events.append(WorkerOutput(worker.name, worker.output, exit_description(worker.exitcode)))
             queue = tuple(worker.queue)
             if queue:
                 output = tuple((name, _tail(file)) for name, file in worker.files.items())

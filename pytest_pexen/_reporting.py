@@ -7,6 +7,7 @@ real ``TestReport`` objects.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any, Literal, Sequence
 
@@ -184,6 +185,15 @@ class Reporter:
         report.pexen_outcome = "crashed"  # type: ignore[attr-defined]
         item.ihook.pytest_runtest_logreport(report=report)
         return report
+
+    def problem(self, text: str) -> None:
+        """Something went wrong around the tests, not in one: say so, in red."""
+        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is None:
+            sys.stderr.write(f"pexen: {text}\n")
+            return
+        terminal.ensure_newline()
+        terminal.write_line(f"pexen: {text}", red=True)
 
     def load(self, data: dict[str, Any]) -> pytest.TestReport:
         return self._config.hook.pytest_report_from_serializable(config=self._config, data=data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -20,7 +21,7 @@ import pytest
 
 from ._errors import PexenError
 from ._planner import Planner, State
-from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Stray, exit_description
+from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Stray, WorkerOutput, exit_description
 from ._reporting import Reporter, duration_of, outcome_of
 from ._watchdog import UNWIND_SECONDS, Watchdog
 
@@ -301,6 +302,8 @@ class RunLoop:
             self._lost(event)
         elif isinstance(event, Stray):
             self._reporter.stray(self._items[event.index], event.pid)
+        elif isinstance(event, WorkerOutput):
+            self._worker_done(event)
         else:
             assert isinstance(event, Gone), event
 
@@ -321,6 +324,20 @@ class RunLoop:
             # It unwound in time; still, end what it started and its worker.
             self._watchdog.ended(event.worker)
             pool.end(event.worker)
+
+    def _worker_done(self, event: WorkerOutput) -> None:
+        """Hand a worker's workeroutput to the plugins; a failing one is reported, never fatal."""
+        config = self._session.config
+        data = dict(event.data or {})
+        problems = [data.pop("pexen_error")] if "pexen_error" in data else []
+        try:
+            config.hook.pytest_pexen_worker_done(
+                config=config, workerid=event.worker, workeroutput=data, error=event.error
+            )
+        except Exception:
+            problems.append(traceback.format_exc())
+        for problem in problems:
+            self._reporter.problem(f"a plugin failed while worker {event.worker} finished:\n{problem}")
 
     def _interrupted(self, reports: Sequence[pytest.TestReport]) -> None:
         """A test raised KeyboardInterrupt: stop as after a Ctrl-C."""

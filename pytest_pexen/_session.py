@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Generator, Mapping
@@ -39,6 +40,8 @@ class PexenSession:
         self._workers = options.workers
         self._loop: RunLoop | None = None
         self._scratch: str | None = None
+        #: Names this run to the workers (as pytest-xdist's testrunuid does).
+        self._testrunuid = uuid.uuid4().hex
         self._deselected: list[pytest.Item] = []
         self._pulled: list[pytest.Item] = []
         self._planner: Planner | None = None
@@ -244,7 +247,8 @@ class PexenSession:
         if spec.pool == "thread":
             return ThreadPool(size, functools.partial(run_in_thread, session.items, self._retries))
         signals = self._loop.signals_before_run if self._loop is not None else {}
-        return ProcessPool(size, functools.partial(run_worker, session, self._retries), self._scratch, signals)
+        target = functools.partial(run_worker, session, self._retries, self._testrunuid)
+        return ProcessPool(size, target, self._scratch, signals)
 
     def _save_durations(self, durations: dict[str, float]) -> None:
         cache = getattr(self._config, "cache", None)

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
+import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections import deque
 from typing import Any, Generator, Mapping, NamedTuple, Sequence
@@ -230,10 +233,13 @@ class Retry(NamedTuple):
 NO_RETRY = Retry(0, 0.0)
 
 
-def run_worker(session: pytest.Session, retries: Mapping[int, Retry], channel: Channel) -> None:
+def run_worker(
+    session: pytest.Session, retries: Mapping[int, Retry], testrunuid: str, channel: Channel
+) -> None:
     """The worker's whole life: receive indices, run items, send reports."""
     relay = _become_worker(session.config)
     channel.send(("files", None, capture_files(session.config)))
+    _start(session, testrunuid, channel)
     items = session.items
     queue: deque[int] = deque()
     stopping = False
@@ -284,7 +290,56 @@ def run_worker(session: pytest.Session, retries: Mapping[int, Retry], channel: C
                 channel.send(("dropped", None, dropped))
     if unfinished is not None:
         _finish_teardown(session, items[unfinished], unfinished, None, relay, channel)
+    _finish(session, channel)
     channel.close()
+
+
+def _start(session: pytest.Session, testrunuid: str, channel: Channel) -> None:
+    """Speak pytest-xdist's worker conventions, and let plugins set up this worker.
+
+    Plugins that support xdist read these (pytest-django names its test
+    database after ``workerid``; syrupy and others look at the variable).
+    """
+    config = session.config
+    workerinput = {
+        "workerid": _worker_state.name,
+        "workercount": _worker_state.count,
+        "testrunuid": testrunuid,
+        "mainargv": list(sys.argv),
+        "pexen": True,
+    }
+    os.environ["PYTEST_XDIST_WORKER"] = _worker_state.name
+    os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(_worker_state.count)
+    os.environ["PYTEST_XDIST_TESTRUNUID"] = testrunuid
+    config.workerinput = workerinput  # type: ignore[attr-defined]
+    config.workeroutput = {}  # type: ignore[attr-defined]
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # Ended by SIGTERM (the watchdog, a cancelled run): finish first, so
+        # what the worker measured (coverage, ...) is not lost with it.
+        signal.signal(signal.SIGTERM, lambda signum, frame: _finish_and_die(session, channel, signum))
+    config.hook.pytest_pexen_worker_start(config=config, workerinput=workerinput)
+
+
+def _finish(session: pytest.Session, channel: Channel) -> None:
+    """Let plugins finish this worker, then send the controller its workeroutput (once)."""
+    if _worker_state.finished:
+        return
+    _worker_state.finished = True
+    config = session.config
+    output: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
+    try:
+        config.hook.pytest_pexen_worker_finish(session=session, workeroutput=output)
+    except Exception:
+        output["pexen_error"] = traceback.format_exc()
+    if not channel.sending:
+        channel.send(("output", None, output))
+
+
+def _finish_and_die(session: pytest.Session, channel: Channel, signum: int) -> None:
+    signal.signal(signum, signal.SIG_DFL)
+    if os.getpid() == _worker_state.pid:  # not in a process a test forked
+        _finish(session, channel)
+    os.kill(os.getpid(), signum)
 
 
 def _run_item(

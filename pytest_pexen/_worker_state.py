@@ -39,8 +39,12 @@ class Progress:
 in_test = False
 #: The worker's own process id: code running with another one was forked by a test.
 pid = 0
-#: The worker's name, as its pool knows it.
+#: The worker's name, as its pool knows it, unique in the run ("gw3").
 name = ""
+#: Workers its pool started with.
+count = 0
+#: Whether the worker's finishing step has run.
+finished = False
 #: Where a process forked by a test says that it returned into the runner.
 stray_fd = -1
 #: The test being run (index into the session's items), or -1.

@@ -289,7 +289,7 @@ def test_worker_crash_costs_only_its_test(suite, run, body, words):
     result.stdout.fnmatch_lines(
         [
             f"*ERROR at call of test_crash*",
-            f"*worker crashed while running this test, in its call phase: worker w* {words}*",
+            f"*worker crashed while running this test, in its call phase: worker gw* {words}*",
             "*blocked: requires 'crashy', provided by test_crash.py::test_crash which crashed*",
         ]
     )

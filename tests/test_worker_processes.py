@@ -166,6 +166,6 @@ def test_a_crash_names_the_phase_it_happened_in(suite, run, phase):
     result.stdout.fnmatch_lines(
         [
             f"*ERROR at {phase} of test_it*",
-            f"*worker crashed while running this test, in its {phase} phase: worker w0 exited with code 5*",
+            f"*worker crashed while running this test, in its {phase} phase: worker gw* exited with code 5*",
         ]
     )
