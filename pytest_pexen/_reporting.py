@@ -44,7 +44,9 @@ class Reporter:
                 report.pexen_attempts = len(payload["attempts"]) + 1  # type: ignore[attr-defined]
         if timed_out is not None:
             self._note_timeout(reports, timed_out)
-        self._count_failed_subtests(reports)
+        if _subtests is not None and "failed_subtests" in payload:
+            key = getattr(item, "id", item.nodeid)
+            self._config.stash[_subtests.failed_subtests_key][key] = payload["failed_subtests"]
         self._emit(item, reports)
         for data in payload.get("warnings", ()):
             self._warning(data)
@@ -135,20 +137,6 @@ class Reporter:
         item.ihook.pytest_runtest_logreport(report=report)
         return report
 
-    def _count_failed_subtests(self, reports: Sequence[pytest.TestReport]) -> None:
-        """Tell pytest's subtests support (pytest >= 9) what failed in the worker.
-
-        It counts failed subtests where they run and fails the enclosing
-        test when that test's report is shown, which happens here.
-        """
-        if _subtests is None:
-            return
-        for report in reports:
-            if isinstance(report, _subtests.SubtestReport) and report.failed:
-                # Keyed by node id: a string before pytest 9.2, a NodeId since.
-                key = getattr(report, "id", report.nodeid)
-                self._config.stash[_subtests.failed_subtests_key][key] += 1
-
     def timed_out(self, item: pytest.Item, reason: str, stacks: str) -> list[pytest.TestReport]:
         """Report a test that ran out of time and did not unwind: its worker was ended."""
         message = (
@@ -196,7 +184,14 @@ class Reporter:
         terminal.write_line(f"pexen: {text}", red=True)
 
     def load(self, data: dict[str, Any]) -> pytest.TestReport:
-        return self._config.hook.pytest_report_from_serializable(config=self._config, data=data)
+        report = self._config.hook.pytest_report_from_serializable(config=self._config, data=data)
+        if _subtests is not None and isinstance(report, _subtests.SubtestReport):
+            # Its context applies repr() to the values again when loaded
+            # ("i='1'" for i=1): keep the worker's text.
+            kwargs = data.get("_subtest.context", {}).get("kwargs")
+            if isinstance(kwargs, dict):
+                object.__setattr__(report.context, "kwargs", dict(kwargs))
+        return report
 
     def _emit(self, item: pytest.Item, reports: Sequence[pytest.TestReport]) -> None:
         hook = item.ihook
@@ -227,16 +222,40 @@ class Reporter:
         )
 
     def _warning(self, data: WarningData) -> None:
-        text, category, filename, lineno, line, when, nodeid, location = data
-        category = category or UserWarning
-        try:
-            message: Warning = category(text)
-        except Exception:
-            category, message = UserWarning, UserWarning(text)
-        record = warnings.WarningMessage(message, category, filename, lineno, line=line)
+        category = data.category or _stand_in(data.name, data.module, data.base)
+        message = _warning_instance(category, data.text)
+        if message is None:
+            category = _stand_in(data.name, data.module, data.base)
+            message = _warning_instance(category, data.text)
+        record = warnings.WarningMessage(message, category, data.filename, data.lineno, line=data.line)
         self._config.hook.pytest_warning_recorded.call_historic(
-            kwargs=dict(warning_message=record, when=when, nodeid=nodeid, location=location)
+            kwargs=dict(warning_message=record, when=data.when, nodeid=data.nodeid, location=data.location)
         )
+
+
+_stand_ins: dict[tuple[str, str, type], type] = {}
+
+
+def _stand_in(name: str, module: str, base: type) -> type:
+    """A warning category of that name and module, for one defined where pickle cannot reach."""
+    key = (name, module, base)
+    if key not in _stand_ins:
+        category = type(name.rpartition(".")[2], (base,), {"__module__": module})
+        category.__qualname__ = name
+        _stand_ins[key] = category
+    return _stand_ins[key]
+
+
+def _warning_instance(category: type, text: str) -> Any:
+    """*category* carrying *text*, made without its ``__init__`` (which may take other arguments)."""
+    try:
+        message = category.__new__(category)
+        message.args = (text,)
+        if str(message) == text:
+            return message
+    except Exception:
+        pass
+    return None
 
 
 def _stacks_section(stacks: str) -> tuple[str, str]:

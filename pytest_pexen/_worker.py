@@ -36,8 +36,28 @@ from ._channel import Channel
 from ._errors import Timeout
 from ._xunit import XUNIT_PLUGIN
 
-#: A warning as it crosses the process boundary.
-WarningData = tuple[str, Any, str, int, "str | None", str, str, Any]
+try:
+    from _pytest.subtests import failed_subtests_key
+except ImportError:  # pytest < 9
+    failed_subtests_key = None  # type: ignore[assignment]
+
+
+class WarningData(NamedTuple):
+    """A warning as it crosses the process boundary."""
+
+    text: str
+    #: The category itself, or None where it cannot be pickled (defined in a function).
+    category: Any
+    #: Its name, module, and nearest base that can be pickled, to stand in for it.
+    name: str
+    module: str
+    base: Any
+    filename: str
+    lineno: int
+    line: str | None
+    when: str
+    nodeid: str
+    location: Any
 
 
 class _ReportRelay:
@@ -48,6 +68,9 @@ class _ReportRelay:
         self.reports: list[dict[str, Any]] = []
         self.warnings: list[WarningData] = []
         self._suite_properties = 0
+        #: Off while being registered: the historic warning hook replays the
+        #: controller's own (configure, collection) warnings to new plugins.
+        self.live = False
 
     def serialize(self, report: pytest.TestReport) -> dict[str, Any]:
         return self._config.hook.pytest_report_to_serializable(config=self._config, report=report)
@@ -60,27 +83,35 @@ class _ReportRelay:
     def pytest_warning_recorded(
         self, warning_message: warnings.WarningMessage, when: str, nodeid: str, location: Any
     ) -> None:
-        category: Any = warning_message.category
-        try:
-            pickle.dumps(category)
-        except Exception:
-            category = None
+        if not self.live:
+            return
+        category = warning_message.category
+        base = next(c for c in category.__mro__ if _picklable(c))
         self.warnings.append(
-            (
-                str(warning_message.message),
-                category,
-                str(warning_message.filename),
-                warning_message.lineno,
-                warning_message.line,
-                when,
-                nodeid,
-                location,
+            WarningData(
+                text=str(warning_message.message),
+                category=category if base is category else None,
+                name=category.__qualname__,
+                module=category.__module__,
+                base=base,
+                filename=str(warning_message.filename),
+                lineno=warning_message.lineno,
+                line=warning_message.line,
+                when=when,
+                nodeid=nodeid,
+                location=location,
             )
         )
 
-    def take(self) -> dict[str, Any]:
+    def take(self, item: pytest.Item) -> dict[str, Any]:
         payload: dict[str, Any] = {"reports": self.reports, "warnings": self.warnings}
         self.reports, self.warnings = [], []
+        if failed_subtests_key is not None:
+            # pytest fails a test with failed subtests where its reports are
+            # shown (the controller), by a count kept where they ran (here).
+            count = self._config.stash[failed_subtests_key].get(getattr(item, "id", item.nodeid), 0)
+            if count:
+                payload["failed_subtests"] = count
         # record_testsuite_property() writes to this process's junitxml
         # object, which writes no file here: pass the new ones on.
         xml = junitxml_of(self._config)
@@ -137,6 +168,14 @@ def _end_stray_child(code: int) -> None:
         os._exit(code)
 
 
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
 def junitxml_of(config: pytest.Config) -> Any:
     """The session's ``--junitxml`` writer (a LogXML), if any."""
     return config.stash.get(xml_key, None)
@@ -173,6 +212,7 @@ def _become_worker(config: pytest.Config) -> _ReportRelay:
     _fresh_capture(config)
     relay = _ReportRelay(config)
     manager.register(relay, "pexen-relay")
+    relay.live = True
     manager.register(_PhaseTracker(), "pexen-phases")
     return relay
 
@@ -383,7 +423,7 @@ def _attempt(
     # own count must not make it tear everything down after each item.
     session.shouldfail = False
     session.shouldstop = False
-    payload = relay.take()
+    payload = relay.take(item)
     if exit_reason is not None:
         payload["exit"] = exit_reason
     if interrupt is not None:

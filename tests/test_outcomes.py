@@ -148,3 +148,64 @@ def test_retries_apply_in_thread_groups(pytester, suite, run, extend_conftest):
     result = run("--pexen")
     result.stdout.fnmatch_lines(["*1 rerun, 1 flaky*"])
     assert result.ret == 0
+
+
+PARITY_SUITE = '''
+import unittest, warnings
+
+warnings.warn("said at import")
+
+
+class TestHasInit:
+    def __init__(self):
+        pass
+
+    def test_never(self):
+        pass
+
+
+class CodedWarning(Warning):
+    def __init__(self, code):
+        super().__init__(f"code {code}")
+
+
+def test_warns_with_a_custom_init():
+    warnings.warn(CodedWarning(42))
+
+
+def test_warns_with_a_local_category():
+    class LocalWarning(DeprecationWarning):
+        pass
+
+    warnings.warn("local one", LocalWarning)
+
+
+class TestUnit(unittest.TestCase):
+    def test_subtests(self):
+        for i in range(2):
+            with self.subTest(i=i):
+                self.assertEqual(i, 0)
+'''
+
+
+def summary_lines(result: pytest.RunResult) -> list[str]:
+    """What a user compares: the warnings summary and the closing lines, without timings."""
+    start = next(i for i, line in enumerate(result.stdout.lines) if "warnings summary" in line)
+    lines = result.stdout.lines[start:]
+    return [line.split(" in ")[0] for line in lines if line.strip()]
+
+
+def test_warnings_and_subtests_are_reported_as_plain_pytest_reports_them(pytester, suite, run):
+    pytester.makeini("[pytest]\nunknown_ini_key = 1\n")
+    suite(test_parity=PARITY_SUITE)
+    plain = run("-p", "no:cacheprovider")
+    pexen = run("-p", "no:cacheprovider", "--pexen", "--pexen-workers=2")
+    # Tests on two workers may finish (and warn) in either order.
+    assert sorted(summary_lines(pexen)) == sorted(summary_lines(plain))
+    for line in (
+        "*CodedWarning: code 42",
+        "*LocalWarning: local one",
+        "SUBFAILED(i=1) test_parity.py::TestUnit::test_subtests*",
+        "*1 failed, 3 passed, 5 warnings*",
+    ):
+        pexen.stdout.fnmatch_lines([line])
