@@ -28,6 +28,7 @@ class Reporter:
 
     def __init__(self, config: pytest.Config) -> None:
         self._config = config
+        self._keywords: dict[str, dict[str, int]] = {}
 
     def finished(
         self, item: pytest.Item, payload: dict[str, Any], timed_out: Running | None = None
@@ -66,7 +67,30 @@ class Reporter:
                     if report.failed:
                         report.pexen_outcome = "interrupted"  # type: ignore[attr-defined]
             return reports
-        return [self.load(data) for data in payload["reports"]]
+        return [
+            self._plain(item, data) if isinstance(data, tuple) else self.load(data)
+            for data in payload["reports"]
+        ]
+
+    def _plain(self, item: pytest.Item, data: tuple[Any, ...]) -> pytest.TestReport:
+        """A report the worker sent compact (see :func:`._worker.compact`)."""
+        when, outcome, duration, start, stop = data
+        keywords = self._keywords.get(item.nodeid)
+        if keywords is None:
+            keywords = self._keywords[item.nodeid] = {name: 1 for name in item.keywords}
+        return pytest.TestReport(
+            nodeid=item.nodeid,
+            location=item.location,
+            keywords=dict(keywords),
+            outcome=outcome,
+            longrepr=None,
+            when=when,
+            sections=[],
+            duration=duration,
+            start=start,
+            stop=stop,
+            user_properties=[],
+        )
 
     def _earlier_attempt(self, item: pytest.Item, reports: list[pytest.TestReport]) -> None:
         """A failed attempt of a test that was tried again: shown as a rerun."""

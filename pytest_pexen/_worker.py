@@ -60,11 +60,50 @@ class WarningData(NamedTuple):
     location: Any
 
 
+#: What a report of pytest's own class holds when no plugin added anything.
+_PLAIN_REPORT_KEYS = frozenset(
+    pytest.TestReport(
+        nodeid="x", location=("x", 0, "x"), keywords={}, outcome="passed", longrepr=None, when="call"
+    ).__dict__
+)
+
+
+def compact(report: pytest.TestReport, item: pytest.Item | None, keywords: dict[str, int]) -> tuple[Any, ...] | None:
+    """A plain report of *item* as ``(when, outcome, duration, start, stop)``, or None.
+
+    Most reports say only that a phase passed: sent like this, they cost a
+    fraction of pytest's serialization, here and in the controller (which
+    rebuilds them from its own copy of the item). Anything more, and the
+    report travels whole.
+    """
+    if (
+        type(report) is pytest.TestReport
+        and item is not None
+        and report.longrepr is None
+        and not report.sections
+        and not report.user_properties
+        and report.__dict__.keys() == _PLAIN_REPORT_KEYS
+        and report.nodeid == item.nodeid
+        and report.location == item.location
+        and report.keywords == keywords
+    ):
+        return (report.when, report.outcome, report.duration, report.start, report.stop)
+    return None
+
+
+def _outcome(data: dict[str, Any] | tuple[Any, ...]) -> str:
+    """The outcome of a report as the relay keeps it (compact or serialized)."""
+    return data[1] if isinstance(data, tuple) else data.get("outcome", "")
+
+
 class _ReportRelay:
     """Collects, in the worker, what the controller must report."""
 
     def __init__(self, config: pytest.Config) -> None:
         self._config = config
+        #: The item being run, and the keywords its plain reports carry.
+        self.item: pytest.Item | None = None
+        self._keywords: dict[str, int] = {}
         self.reports: list[dict[str, Any]] = []
         self.warnings: list[WarningData] = []
         self._suite_properties = 0
@@ -75,9 +114,14 @@ class _ReportRelay:
     def serialize(self, report: pytest.TestReport) -> dict[str, Any]:
         return self._config.hook.pytest_report_to_serializable(config=self._config, report=report)
 
+    def running(self, item: pytest.Item) -> None:
+        self.item = item
+        self._keywords = {name: 1 for name in item.keywords}
+
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.reports.append(self.serialize(report))
+        plain = compact(report, self.item, self._keywords)
+        self.reports.append(self.serialize(report) if plain is None else plain)
 
     @pytest.hookimpl(trylast=True)
     def pytest_warning_recorded(
@@ -392,7 +436,7 @@ def _run_item(
             time.sleep(retry.delay)
             item.user_properties.clear()
         payload = _attempt(session, item, nextitem, relay)
-        failed = any(report.get("outcome") == "failed" for report in payload["reports"])
+        failed = any(_outcome(report) == "failed" for report in payload["reports"])
         if not failed or attempt == retry.retries or "exit" in payload or "interrupt" in payload:
             break
         earlier.append(payload)
@@ -406,6 +450,7 @@ def _attempt(
 ) -> dict[str, Any]:
     exit_reason = None
     interrupt = None
+    relay.running(item)
     _worker_state.in_test = True
     try:
         item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)

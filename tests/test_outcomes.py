@@ -209,3 +209,55 @@ def test_warnings_and_subtests_are_reported_as_plain_pytest_reports_them(pyteste
         "*1 failed, 3 passed, 5 warnings*",
     ):
         pexen.stdout.fnmatch_lines([line])
+
+
+REPORT_LOG_CONFTEST = '''
+import json, os, pytest
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and item.name == "test_tagged":
+        report.tag = "from a plugin"
+    return report
+
+def pytest_runtest_logreport(report):
+    config = pytest_runtest_logreport.config
+    if hasattr(config, "workerinput"):
+        return  # a --pexen worker: the controller logs what is shown
+    line = [report.nodeid, report.when, report.outcome, getattr(report, "tag", None),
+            sorted(report.keywords), report.sections, report.user_properties]
+    with open(os.path.join(str(config.rootpath), "reports.jsonl"), "a") as out:
+        out.write(json.dumps(line) + "\\n")
+
+def pytest_configure(config):
+    pytest_runtest_logreport.config = config
+'''
+
+
+def test_reports_reach_the_controller_with_all_a_plugin_or_test_added(pytester, suite, run, extend_conftest):
+    extend_conftest(REPORT_LOG_CONFTEST)
+    suite(
+        test_reports='''
+        import pytest
+
+        def test_plain():
+            pass
+
+        def test_tagged():
+            pass
+
+        def test_marks_itself(request):
+            request.node.add_marker("added_late")
+
+        def test_prints(record_property):
+            record_property("size", 3)
+            print("hello")
+        '''
+    )
+    log = pytester.path / "reports.jsonl"
+    run("-p", "no:cacheprovider").assert_outcomes(passed=4)
+    plain = sorted(log.read_text().splitlines())
+    log.unlink()
+    run("-p", "no:cacheprovider", "--pexen", "--pexen-workers=2").assert_outcomes(passed=4)
+    assert sorted(log.read_text().splitlines()) == plain
