@@ -59,6 +59,8 @@ class _Worker:
         self.token = token
         self.progress = progress
         self.queue: deque[int] = deque()
+        #: Tasks assigned so far (the queue position of the next one).
+        self.assigned = 0
         self.last: int | None = None
         self.exitcode: int | None = None
         #: The controller ended it (watchdog, Ctrl-C): not a crash.
@@ -162,7 +164,23 @@ class ProcessPool:
     def assign(self, worker: str, indices: list[int]) -> None:
         handle = self._workers[worker]
         handle.queue.extend(indices)
+        handle.assigned += len(indices)
         self._send(handle, ("run", indices))
+
+    def revoke(self, worker: str) -> list[int]:
+        """Take back the tasks queued behind the one *worker* runs; they never start there."""
+        handle = self._workers.get(worker)
+        if handle is None or len(handle.queue) < 2:
+            return []
+        started = handle.progress.take_back(handle.assigned, timeout=0.05)
+        if started is None:
+            return []
+        first = handle.assigned - len(handle.queue)
+        keep = max(0, started - first + 1)
+        revoked = list(handle.queue)[keep:]
+        for _ in revoked:
+            handle.queue.pop()
+        return revoked
 
     def wait(self, timeout: float | None) -> list[Event]:
         if not self._workers:
@@ -228,9 +246,11 @@ class ProcessPool:
             elif kind == "files":
                 worker.files = _open_files_of(worker.runner or worker.pid, payload)
             elif kind == "dropped":
-                for dropped in payload:
-                    worker.queue.remove(dropped)
-                events.append(Dropped(worker.name, tuple(payload)))
+                # Tasks the controller took back are no longer its to drop.
+                dropped = tuple(index for index in payload if index in worker.queue)
+                for index in dropped:
+                    worker.queue.remove(index)
+                events.append(Dropped(worker.name, dropped))
             else:
                 events.append(Late(worker.name, index, payload))
         return events

@@ -30,6 +30,9 @@ from ._watchdog import UNWIND_SECONDS, Watchdog
 #: a round trip to the controller.
 PREFETCH_SECONDS = 0.02
 MAX_QUEUED = 32
+#: A test running this long is a long one: the tests queued behind it go to
+#: other workers, and its worker gets no more until it is free.
+LONG_SECONDS = 0.1
 #: Longest wait while a Ctrl-C may need noticing.
 _SIGNAL_LATENCY = 0.25
 #: Signals that end a run at once (CI runners cancelling a job, a closed terminal).
@@ -191,6 +194,8 @@ class RunLoop:
                 self._handle(event, pool)
             self._track_starts(pool.assigned())
             self._check_clocks(pool)
+            if not stopping:
+                self._take_back_from_long_tests(pool)
 
     def _check_not_stalled(self) -> None:
         """No worker has work: fine while an event about a running test is on its way."""
@@ -220,9 +225,10 @@ class RunLoop:
 
     def _dispatch(self, pool: Pool) -> None:
         depth = self._depth()
+        now = time.monotonic()
         for worker, queue in pool.assigned().items():
             # Top up in batches: one message per half-emptied queue.
-            if len(queue) > depth // 2:
+            if len(queue) > depth // 2 or (queue and self._runs_long(worker, now)):
                 continue
             # A test with locks holds them from the moment it is handed out:
             # it goes to an idle worker, or behind short tests only (under
@@ -233,6 +239,18 @@ class RunLoop:
                 taken = [] if queue else self._planner.take(1)
             if taken:
                 pool.assign(worker, [self._index[task_id] for task_id in taken])
+
+    def _runs_long(self, worker: str, now: float) -> bool:
+        running = self._watchdog.current(worker)
+        return running is not None and now - running.started >= LONG_SECONDS
+
+    def _take_back_from_long_tests(self, pool: Pool) -> None:
+        """Tests queued behind a long one go back to the planner, for free workers."""
+        now = time.monotonic()
+        for worker, queue in pool.assigned().items():
+            if len(queue) > 1 and self._runs_long(worker, now):
+                for index in pool.revoke(worker):
+                    self._planner.give_back(self._items[index].nodeid)
 
     # -- the watchdog -------------------------------------------------------------
 

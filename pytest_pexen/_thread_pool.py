@@ -109,6 +109,17 @@ class ThreadPool:
             thread.queue.extend(indices)
             thread.wakeup.notify()
 
+    def revoke(self, worker: str) -> list[int]:
+        """Take back the tasks queued behind the one *worker* runs; they never start there."""
+        thread = self._threads.get(worker)
+        if thread is None:
+            return []
+        with thread.wakeup:
+            revoked = list(thread.queue)[1:]
+            for _ in revoked:
+                thread.queue.pop()
+        return revoked
+
     def wait(self, timeout: float | None) -> list[Event]:
         if not self._threads:
             return []

@@ -325,9 +325,13 @@ def run_worker(
     channel.send(("files", None, capture_files(session.config)))
     _start(session, testrunuid, channel)
     items = session.items
-    queue: deque[int] = deque()
+    #: (queue position, item index): positions count every test assigned.
+    queue: deque[tuple[int, int]] = deque()
+    assigned = 0
     stopping = False
-    unfinished: int | None = None  # ran with only its own fixtures torn down
+    #: The last item run, and the next item it was run with: what its
+    #: teardown left standing is what that item needs.
+    last: tuple[int, Any] | None = None
 
     while True:
         if not stopping:
@@ -337,43 +341,47 @@ def run_worker(
                 os._exit(1)  # the controller is gone; nobody would read our reports
             for message in messages:
                 if message[0] == "run":
-                    queue.extend(message[1])
+                    queue.extend(enumerate(message[1], assigned))
+                    assigned += len(message[1])
                 else:
                     stopping = True
                     if message[1]:
-                        dropped, queue = list(queue), deque()
+                        dropped = [index for _, index in queue]
+                        queue.clear()
                         channel.send(("dropped", None, dropped))
         if not queue:
             if stopping:
                 break
             continue
-        index = queue.popleft()
+        position, index = queue.popleft()
+        if _worker_state.progress is not None and not _worker_state.progress.start(position):
+            continue  # the controller took it back for another worker
         item = items[index]
-        if unfinished is not None:
-            _finish_teardown(session, items[unfinished], unfinished, item, relay, channel)
-            unfinished = None
+        if last is not None and last[1] is not item:
+            _finish_teardown(session, items[last[0]], last[0], item, relay, channel)
         _worker_state.index = index
         nextitem: nodes.Node | None
         if queue:
-            nextitem = items[queue[0]]
+            nextitem = items[queue[0][1]]
         elif stopping:
             nextitem = None
         else:
             # Pretend the next item is a sibling: tear down this item only.
             nextitem = item.parent
-            unfinished = index
         payload = _run_item(session, item, nextitem, relay, retries.get(index, NO_RETRY))
         channel.send(("done", index, payload))
+        last = (index, nextitem)
         if "exit" in payload or "interrupt" in payload:
             # The run stops, as in plain pytest; what this item left
             # standing is torn down at the end, like pytest's session end.
             stopping = True
-            unfinished = index
+            last = (index, item.parent)
             if queue:
-                dropped, queue = list(queue), deque()
+                dropped = [index for _, index in queue]
+                queue.clear()
                 channel.send(("dropped", None, dropped))
-    if unfinished is not None:
-        _finish_teardown(session, items[unfinished], unfinished, None, relay, channel)
+    if last is not None and last[1] is not None:
+        _finish_teardown(session, items[last[0]], last[0], None, relay, channel)
     _finish(session, channel)
     channel.close()
 

@@ -267,3 +267,24 @@ def test_workers_run_in_parallel(suite, run, events):
     log = events()
     assert log.max_concurrency() == 2
     assert len(log.pids()) == 2
+
+
+def test_tests_queued_behind_a_long_test_go_to_a_free_worker(suite, run, events):
+    # Short tests are fed in batches; the four long ones come last, so one
+    # worker's batch holds several of them. Those behind the one it runs must
+    # move to the other worker: each worker runs two.
+    suite(
+        test_mix='''
+        import time, pytest
+
+        @pytest.mark.parametrize("i", range(54))
+        def test_mix(i):
+            if i >= 50:
+                time.sleep(1)
+        '''
+    )
+    run("--pexen", "--pexen-workers=2", "-p", "no:cacheprovider").assert_outcomes(passed=54)
+    log = events()
+    long_ones = {f"test_mix[{i}]" for i in range(50, 54)}
+    workers = [pid for _, pid, event, name in log.lines if event == "start" and name in long_ones]
+    assert sorted(workers.count(pid) for pid in set(workers)) == [2, 2], log.lines
