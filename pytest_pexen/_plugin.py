@@ -132,3 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered here, after the cache plugin, so that our collection wrapper
     # sees the selection after --lf/--ff have applied theirs.
     config.pluginmanager.register(PexenSession(config, options), "pexen-session")
+    from ._adapters import register
+
+    # Other plugins (coverage, benchmarks, snapshots, ...) see the workers' results.
+    register(config)

@@ -30,6 +30,8 @@ import traceback
 from collections import deque
 from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
+import psutil
+
 from . import _worker_state
 from ._channel import Channel
 from ._errors import PexenError, Timeout
@@ -358,7 +360,15 @@ class ProcessPool:
         if handle is None or handle.ended:
             return  # already gone, or being ended
         handle.ended = True
-        end(tree(handle.pid, handle.token), KILL_GRACE)
+        self._keep_exit_status(handle, end(tree(handle.pid, handle.token), KILL_GRACE))
+
+    @staticmethod
+    def _keep_exit_status(worker: _Worker, ended: list[psutil.Process]) -> None:
+        """Ending a tree reaps the shim (our child): keep its exit status for the report."""
+        for process in ended:
+            code = getattr(process, "returncode", None)
+            if process.pid == worker.pid and code is not None:
+                worker.exitcode = code
 
     def _file(self, worker: str, what: str) -> str:
         return os.path.join(self._scratch, f"{worker}.{what}")
@@ -382,11 +392,12 @@ class ProcessPool:
         for worker in self._workers.values():
             if not self._exited(worker, block=False):
                 victims.extend(tree(worker.pid, worker.token))
-        end(victims, KILL_GRACE)
+        ended = end(victims, KILL_GRACE)
         events: list[Event] = []
         for worker in list(self._workers.values()):
             if not worker.channel.closed:
                 events.extend(self._read(worker))
+            self._keep_exit_status(worker, ended)
             self._exited(worker, block=True)
             events.append(WorkerOutput(worker.name, worker.output, exit_description(worker.exitcode)))
             queue = tuple(worker.queue)

@@ -83,8 +83,12 @@ def _carries(process: psutil.Process, token: str) -> bool:
         return False
 
 
-def end(processes: Iterable[psutil.Process], grace: float) -> list[int]:
-    """SIGTERM, then SIGKILL what is left after *grace* seconds; returns the pids."""
+def end(processes: Iterable[psutil.Process], grace: float) -> list[psutil.Process]:
+    """SIGTERM, then SIGKILL what is left after *grace* seconds; returns the processes.
+
+    Children among them are reaped here: their exit status is their
+    ``returncode`` (as :mod:`subprocess` gives it).
+    """
     processes = list(processes)
     for process in processes:
         try:
@@ -98,7 +102,7 @@ def end(processes: Iterable[psutil.Process], grace: float) -> list[int]:
         except psutil.Error:
             pass
     psutil.wait_procs(alive, timeout=grace)
-    return [process.pid for process in processes]
+    return processes
 
 
 class Guardian:
@@ -171,7 +175,7 @@ def _guard(read_end: int, controller: int, grace: float, scratch: str | None) ->
         victims: list[psutil.Process] = []
         for pid, token in watched.items():
             victims.extend(tree(pid, token))
-        ended = end(victims, grace)
+        ended = [process.pid for process in end(victims, grace)]
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         sys.stderr.write(

@@ -93,9 +93,10 @@ class Reporter:
         )
 
     def _earlier_attempt(self, item: pytest.Item, reports: list[pytest.TestReport]) -> None:
-        """A failed attempt of a test that was tried again: shown as a rerun."""
+        """A failed attempt of a test that was tried again: shown as a rerun
+        (with the reruns another plugin made within it)."""
         for report in reports:
-            if report.failed:
+            if report.failed or report.outcome == "rerun":
                 report.outcome = "rerun"  # type: ignore[assignment]
                 item.ihook.pytest_runtest_logreport(report=report)
 

@@ -405,11 +405,18 @@ def _start(session: pytest.Session, testrunuid: str, channel: Channel) -> None:
     os.environ["PYTEST_XDIST_TESTRUNUID"] = testrunuid
     config.workerinput = workerinput  # type: ignore[attr-defined]
     config.workeroutput = {}  # type: ignore[attr-defined]
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_DFL or callable(previous):
         # Ended by SIGTERM (the watchdog, a cancelled run): finish first, so
-        # what the worker measured (coverage, ...) is not lost with it.
-        signal.signal(signal.SIGTERM, lambda signum, frame: _finish_and_die(session, channel, signum))
-    config.hook.pytest_pexen_worker_start(config=config, workerinput=workerinput)
+        # what the worker measured (coverage, ...) is not lost with it; then
+        # what was there before (dying, or a handler such as coverage's).
+        signal.signal(
+            signal.SIGTERM, lambda signum, frame: _finish_then(session, channel, previous, signum, frame)
+        )
+    try:
+        config.hook.pytest_pexen_worker_start(config=config, workerinput=workerinput)
+    except Exception:
+        config.workeroutput["pexen_error"] = traceback.format_exc()  # type: ignore[attr-defined]
 
 
 def _finish(session: pytest.Session, channel: Channel) -> None:
@@ -422,16 +429,19 @@ def _finish(session: pytest.Session, channel: Channel) -> None:
     try:
         config.hook.pytest_pexen_worker_finish(session=session, workeroutput=output)
     except Exception:
-        output["pexen_error"] = traceback.format_exc()
+        output["pexen_error"] = "\n".join(filter(None, [output.get("pexen_error"), traceback.format_exc()]))
     if not channel.sending:
         channel.send(("output", None, output))
 
 
-def _finish_and_die(session: pytest.Session, channel: Channel, signum: int) -> None:
-    signal.signal(signum, signal.SIG_DFL)
+def _finish_then(session: pytest.Session, channel: Channel, previous: Any, signum: int, frame: Any) -> None:
+    signal.signal(signum, previous)
     if os.getpid() == _worker_state.pid:  # not in a process a test forked
         _finish(session, channel)
-    os.kill(os.getpid(), signum)
+    if callable(previous):
+        previous(signum, frame)
+    else:
+        os.kill(os.getpid(), signum)
 
 
 def _run_item(
