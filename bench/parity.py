@@ -3,9 +3,15 @@
 For each project in :data:`PROJECTS` this script downloads the pinned sdist,
 builds a throwaway virtualenv under ``.bench-cache/`` (the project, its test
 dependencies, pytest and this repository's pytest-pexen, editable), then runs
-the project's own suite twice from a freshly extracted copy of the sdist:
-once with plain pytest, once with ``--pexen --pexen-workers=N``. Both runs
-write JUnit XML; every test's outcome must be the same in both.
+the project's own suite, each time from a freshly extracted copy of the sdist:
+once with plain pytest, then R times (``--repeat R``, default 1) with
+``--pexen --pexen-workers=N`` plus any ``--pexen-arg`` arguments. Every run
+writes JUnit XML; every test's outcome in each pexen run must be the same as
+in the plain run. Some mismatches are intermittent (tests sharing a file in
+the working directory, or relying on what an earlier test left in the
+process), so each pexen run is compared and reported on its own, with a count
+of the runs that mismatched per project. The wall time of every run is
+printed, per project and in total.
 
 The sdists are extracted under the system's temporary directory, not under
 ``.bench-cache/``: inside this repository pytest would take this repository's
@@ -13,7 +19,12 @@ The sdists are extracted under the system's temporary directory, not under
 
 Usage::
 
-    python bench/parity.py [--workers N] [--rebuild] [project ...]
+    python bench/parity.py [--workers N] [--repeat R] [--pexen-arg=ARG ...]
+                           [--rebuild] [project ...]
+
+``--pexen-arg`` is repeatable and goes to the pexen runs only, e.g.
+``--pexen-arg=--pexen-affinity=class`` (write it with ``=``: a value that
+starts with ``-`` would otherwise be read as an option of this script).
 
 Exits 1 if any project shows a mismatch, 2 if a project could not be set up
 or run at all, 0 otherwise.
@@ -188,6 +199,95 @@ PROJECTS: dict[str, Project] = {
             ),
             args=("tests", "--hypothesis-profile=fast"),
         ),
+        # Its tox.ini addopts measure coverage (--cov-fail-under=99) and write
+        # their own junit.xml: coverage is no outcome, so addopts are emptied
+        # (pytest-cov is then not needed). pytz and simplejson as its test
+        # extra pins them; pytest-mock's mocker throughout.
+        Project(
+            "arrow",
+            "1.4.0",
+            deps=(
+                "dateparser==1.5.0",
+                "pytz==2025.2",
+                "simplejson==3.20.2",
+                "pytest-mock==3.17.0",
+            ),
+            args=("-o", "addopts="),
+        ),
+        # pytest.ini: --doctest-modules over parso/ and test/, filterwarnings =
+        # error, and a session-scoped fixture (usefixtures) that points the
+        # parser cache at a temporary directory per process.
+        Project("parso", "0.8.7"),
+        # Plain pytest functions and classes, heavy parametrization.
+        # test_invalid_datetime_deserialization is parametrized with
+        # datetime.now() formatted to the second at import, so two of its
+        # test ids differ from one run to the next and could never match
+        # (within a run they agree: workers fork after collection).
+        # Deselected, all 11 cases of it.
+        Project(
+            "marshmallow",
+            "4.4.0",
+            deps=("simplejson==4.3.0",),
+            args=(
+                "--deselect=tests/test_deserialization.py::TestFieldDeserialization"
+                "::test_invalid_datetime_deserialization",
+            ),
+        ),
+        # A unittest suite (the project runs `unittest discover tests`).
+        # tests/test_legacy.py calls warnings.simplefilter("error") at import,
+        # which makes pytest's collection warning about unittest.TestSuite
+        # (imported into test_md_in_html.py) a collection error: with
+        # python_classes empty only TestCase subclasses are collected. pytest
+        # ignores the load_tests() of test_md_in_html.py, so the TestHTMLBlocks
+        # class it imports runs twice (1275 tests against unittest's 1141).
+        # 60 skips are the Pygments tests, which run only when the
+        # PYGMENTS_VERSION variable names the installed Pygments (its tox
+        # "pygments" env); 5 more are skipped in the source.
+        Project(
+            "Markdown",
+            "3.11.3",
+            deps=("pyyaml==6.0.4",),
+            args=("-o", "python_classes=", "tests"),
+        ),
+        # [tool.pytest] (pytest 9's native TOML table): --doctest-modules over
+        # src/ and tests/, filterwarnings = error; freezegun; the benchmark
+        # fixture from pytest-benchmark (its pytest-codspeed acts only with
+        # --codspeed, so it is left out). The .mo catalogues ship in the sdist.
+        Project(
+            "humanize",
+            "4.17.0",
+            deps=("freezegun==1.5.5", "pytest-benchmark==5.3.1"),
+        ),
+        # Parametrized tests, xfail (one non-strict xpass), a CLI test via
+        # capsys.
+        Project("sqlparse", "0.6.1"),
+        # As its tox.ini runs it, with the numpy, pandas and wcwidth of the
+        # "-extra" envs its CI uses; one skip is in the source.
+        Project(
+            "tabulate",
+            "0.10.0",
+            deps=("numpy==2.4.6", "pandas==3.1.1", "wcwidth==0.9.4"),
+            args=("--doctest-modules", "--ignore=benchmark"),
+        ),
+        # unittest.TestCase classes with many self.subTest (its own runner is
+        # test/alltests.py). Pygments, Pillow and the pycmark Markdown parser
+        # are its optional test dependencies. Skipped: the 13 tests of
+        # test_parsers/test_recommonmark (recommonmark is deprecated and wants
+        # Sphinx), test_tex2mathml_extern (external TeX-to-MathML converters,
+        # "run stand-alone") and one html4css1 highlighting test written for
+        # Pygments < 2.14. Every test of test_dependencies.py's
+        # RecordDependenciesTests writes record.rst in the working directory
+        # and reads it back.
+        Project(
+            "docutils",
+            "0.23",
+            deps=("pygments==2.21.0", "pillow==13.0.0", "pycmark==0.9.6"),
+            args=("test",),
+        ),
+        # maya as its requirements.txt asks for on Python < 3.12. Of the 5
+        # skips, two need a da/de/fr UTF-8 locale this system lacks; the
+        # others are in the source (time.clock, a known timezone bug).
+        Project("freezegun", "1.5.5", deps=("maya==0.6.1",)),
         # Not added: sortedcontainers 2.4.0 (its sdist has no tests);
         # markupsafe (the sdist builds a C extension); werkzeug (its dev-server
         # tests start server processes and need cryptography); pluggy 1.7.0
@@ -210,12 +310,29 @@ class RunResult:
 
 @dataclass
 class Comparison:
-    """A project's two runs side by side."""
+    """A project's plain run and one of its pexen runs side by side."""
 
     project: Project
     plain: RunResult
     pexen: RunResult
     mismatches: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProjectResult:
+    """A project's plain run and each of its pexen runs compared with it."""
+
+    project: Project
+    plain: RunResult
+    runs: list[Comparison]
+
+    @property
+    def mismatched_runs(self) -> int:
+        return sum(1 for run in self.runs if run.mismatches)
+
+    @property
+    def pexen_seconds(self) -> list[float]:
+        return [run.pexen.seconds for run in self.runs]
 
 
 class SetupError(Exception):
@@ -426,27 +543,65 @@ def closing_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {word}" for word, n in counts.items()) or "(no closing line)"
 
 
-def report(comparison: Comparison) -> None:
-    plain, pexen = comparison.plain, comparison.pexen
-    status = "MISMATCH" if comparison.mismatches else "ok"
-    print(f"{comparison.project.key}: {status}")
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def ratio(pexen: float, plain: float) -> str:
+    return f"{pexen / plain:.2f}x" if plain > 0 else "-"
+
+
+def report(result: ProjectResult) -> None:
+    plain, runs = result.plain, result.runs
+    status = "MISMATCH" if result.mismatched_runs else "ok"
+    print(
+        f"{result.project.key}: {status} "
+        f"({result.mismatched_runs} of {len(runs)} pexen runs with mismatches)"
+    )
     print(f"  tests: {len(plain.outcomes)} ({summary(plain.outcomes)})")
-    for label, run in (("plain", plain), ("pexen", pexen)):
-        print(f"  {label}: {run.seconds:6.1f}s  exit {run.returncode}  {closing_line(run.counts)}")
-    print(f"  mismatches: {len(comparison.mismatches)}")
-    for line in comparison.mismatches:
-        print(f"    {line}")
+    print(
+        f"  {'plain:':<9} {plain.seconds:6.1f}s  exit {plain.returncode}  "
+        f"{closing_line(plain.counts)}"
+    )
+    for number, run in enumerate(runs, 1):
+        label = f"pexen {number}:" if len(runs) > 1 else "pexen:"
+        print(
+            f"  {label:<9} {run.pexen.seconds:6.1f}s  exit {run.pexen.returncode}  "
+            f"{closing_line(run.pexen.counts)}  [{len(run.mismatches)} mismatches]"
+        )
+    times = result.pexen_seconds
+    spread = ""
+    if len(times) > 1:
+        spread = f" (mean of {len(times)}, {min(times):.1f}-{max(times):.1f}s)"
+    print(
+        f"  wall time: plain {plain.seconds:.1f}s, pexen {mean(times):.1f}s{spread}, "
+        f"pexen/plain {ratio(mean(times), plain.seconds)}"
+    )
+    for number, run in enumerate(runs, 1):
+        if not run.mismatches:
+            continue
+        where = f" in pexen run {number}" if len(runs) > 1 else ""
+        print(f"  mismatches{where}: {len(run.mismatches)}")
+        for line in run.mismatches:
+            print(f"    {line}")
     sys.stdout.flush()
 
 
-def check(project: Project, workers: int, rebuild: bool) -> Comparison:
+def check(
+    project: Project, workers: int, rebuild: bool, repeat: int, pexen_args: tuple[str, ...]
+) -> ProjectResult:
     project_dir(project).mkdir(parents=True, exist_ok=True)
     (project_dir(project) / "setup.log").unlink(missing_ok=True)
     sdist = download_sdist(project)
     python = ensure_venv(project, sdist, rebuild)
     plain = run_suite(python, sdist, project, "plain", ())
-    pexen = run_suite(python, sdist, project, "pexen", ("--pexen", f"--pexen-workers={workers}"))
-    return compare(project, plain, pexen)
+    extra = ("--pexen", f"--pexen-workers={workers}", *pexen_args)
+    runs = []
+    for number in range(1, repeat + 1):
+        mode = f"pexen-{number}" if repeat > 1 else "pexen"
+        pexen = run_suite(python, sdist, project, mode, extra)
+        runs.append(compare(project, plain, pexen))
+    return ProjectResult(project, plain, runs)
 
 
 def pexen_revision() -> str:
@@ -466,9 +621,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=2, help="--pexen-workers (default 2)")
     parser.add_argument(
+        "--repeat", type=int, default=1, metavar="R",
+        help="run each project's pexen run R times, each compared with the plain run (default 1)",
+    )
+    parser.add_argument(
+        "--pexen-arg", action="append", default=[], metavar="ARG", dest="pexen_args",
+        help="an extra pytest argument for the pexen runs only; repeatable; "
+        "write --pexen-arg=--some-option",
+    )
+    parser.add_argument(
         "--rebuild", action="store_true", help="rebuild the venvs even if up to date"
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     unknown = [name for name in args.projects if name not in PROJECTS]
     if unknown:
         parser.error(f"unknown project(s): {', '.join(unknown)}; known: {', '.join(PROJECTS)}")
@@ -478,21 +644,44 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     names = args.projects or list(PROJECTS)
-    print(f"pytest-pexen {pexen_revision()}, {PYTEST}, --pexen-workers={args.workers}\n")
-    mismatched: list[str] = []
+    pexen_args = tuple(args.pexen_args)
+    print(
+        f"pytest-pexen {pexen_revision()}, {PYTEST}, --pexen-workers={args.workers}"
+        f"{' ' + ' '.join(pexen_args) if pexen_args else ''}, "
+        f"{args.repeat} pexen run(s) per project\n"
+    )
+    results: list[ProjectResult] = []
     broken: list[str] = []
     for name in names:
         project = PROJECTS[name]
         try:
-            comparison = check(project, args.workers, args.rebuild)
+            result = check(project, args.workers, args.rebuild, args.repeat, pexen_args)
         except SetupError as error:
             print(f"{project.key}: SETUP FAILED: {error}")
             broken.append(project.key)
             continue
-        report(comparison)
-        if comparison.mismatches:
-            mismatched.append(project.key)
-    print(f"\n{len(names)} project(s): {len(mismatched)} with mismatches, {len(broken)} not set up")
+        report(result)
+        results.append(result)
+    mismatched = [r for r in results if r.mismatched_runs]
+    print(
+        f"\n{len(names)} project(s): {len(mismatched)} with mismatches, "
+        f"{len(broken)} not set up"
+    )
+    for result in mismatched:
+        print(
+            f"  {result.project.key}: {result.mismatched_runs} of {len(result.runs)} "
+            "pexen runs with mismatches"
+        )
+    if results:
+        plain_total = sum(r.plain.seconds for r in results)
+        pexen_total = sum(mean(r.pexen_seconds) for r in results)
+        per_run = (
+            " (sum of each project's mean over its pexen runs)" if args.repeat > 1 else ""
+        )
+        print(
+            f"wall time of {len(results)} project(s): plain {plain_total:.1f}s, "
+            f"pexen {pexen_total:.1f}s{per_run}, pexen/plain {ratio(pexen_total, plain_total)}"
+        )
     if broken:
         return 2
     return 1 if mismatched else 0
