@@ -24,10 +24,17 @@ between groups first, then configuration order); :meth:`begin` a group, then
 
 Locks: a task gets all its ``claims`` (exclusive) and ``uses`` (shared)
 resources when it is taken, or is not taken (no hold-and-wait); it keeps them
-until it is done. Once a ready task finds that only users stand between it
-and its claims, no new task may start using them, so a stream of users
-cannot starve a claimer; and a task waiting for resources keeps tasks of
-worse ``priority`` from taking those resources first.
+until it is done. A task waiting for resources keeps tasks of worse
+``priority`` from taking those resources first, in the same :meth:`take`.
+A ready task that finds only users between it and its claims (nothing it
+needs is claimed) becomes a *holder* until it starts: no task of the same or
+worse priority may then start using its claims or claim anything it needs
+(unless it has the very same claims and uses: it serves as well), so a
+stream of users cannot starve it. A task of better priority may; if it
+claims something the holder needs, the hold ends.
+
+Costs grow with the number of tasks and tag mentions, not their product, and
+nothing recurses per task: a chain of any length is fine.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import dataclasses
 import enum
 import graphlib
 import heapq
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -44,6 +52,10 @@ from ._groups import DEFAULT_GROUP
 from ._metadata import Requirement
 
 PASSING_OUTCOMES = frozenset({"passed", "warned"})
+#: How a task names a tag, in a mention: in ``after``; as a requirement of
+#: its own; or (a number from 0) among the alternatives of that requirement.
+_AFTER = -1
+_ALONE = -2
 
 _OUTCOME_WORDS = {
     "failed": "failed",
@@ -84,6 +96,8 @@ class State(enum.Enum):
 
 
 StateListener = Callable[[str, State, str], None]
+#: Ready tasks with locks wait in queues of this key: (group, claims, uses).
+_LockKey = tuple[str, frozenset[str], frozenset[str]]
 
 
 def _describe(requirement: Requirement) -> str:
@@ -93,7 +107,12 @@ def _describe(requirement: Requirement) -> str:
 
 
 class Planner:
-    """Hands out ready tasks in order and tracks what each outcome unblocks."""
+    """Hands out ready tasks in order and tracks what each outcome unblocks.
+
+    Inside, a task is known by its number, its place in collection order, and
+    what the planner knows of it sits in lists at that place: at 100,000
+    tasks, lists indexed by number cost much less than dicts keyed by id.
+    """
 
     def __init__(
         self,
@@ -110,126 +129,190 @@ class Planner:
         provides is an error. *durations* are earlier runs' times in seconds,
         used to find the critical path. *group_order* is the configuration
         order of groups, used where dependencies leave the order open."""
-        tasks = [_without_shared_claims(task) for task in tasks]
-        self._tasks = {task.id: task for task in tasks}
-        if len(self._tasks) != len(tasks):
-            raise PlanError("duplicate task ids: " + ", ".join(_duplicates(t.id for t in tasks)))
-        self._order = {task.id: index for index, task in enumerate(tasks)}
+        self._tasks = [_without_shared_claims(task) for task in tasks]
+        self._ids = [task.id for task in self._tasks]
+        self._number = {task_id: number for number, task_id in enumerate(self._ids)}
+        if len(self._number) != len(self._ids):
+            raise PlanError("duplicate task ids: " + ", ".join(_duplicates(self._ids)))
         self._absent = dict(absent or {})
         self._on_change = on_change
-        self._providers: dict[str, list[str]] = {}
-        for task in tasks:
+        # The graph has tasks and tags as nodes: providers lead to a tag, and
+        # the tag to the tasks that name it. A tag that m tasks provide and n
+        # tasks name costs m + n, where task-to-task edges would cost m * n.
+        self._providers: dict[str, list[int]] = {}
+        #: Tag -> mentions of it: (task, how it names the tag; see _AFTER).
+        self._waiters: dict[str, list[tuple[int, int]]] = {}
+        for number, task in enumerate(self._tasks):
             for tag in task.provides:
-                self._providers.setdefault(tag, []).append(task.id)
+                self._providers.setdefault(tag, []).append(number)
+            for index, requirement in enumerate(task.requires):
+                how = index if len(requirement) > 1 else _ALONE
+                for tag in requirement:
+                    self._waiters.setdefault(tag, []).append((number, how))
+            for tag in task.after:
+                self._waiters.setdefault(tag, []).append((number, _AFTER))
         self._check_tags()
-        self._dependents = self._link()
-        self._rank = self._critical_path(durations or {})
+        self._rank = self._critical_path(self._topological_order(), durations or {})
         self._groups = self._order_groups(group_order)
 
-        self._state = {task.id: State.WAITING for task in tasks}
-        self._outcome: dict[str, str] = {}
-        self._unfinished_providers = {tag: len(ids) for tag, ids in self._providers.items()}
-        self._failed_provider: dict[str, str] = {}
-        self._ready: dict[str, list[tuple[int, float, int, str]]] = {g: [] for g in self._groups}
-        self._blocked: list[tuple[str, str]] = []
-        self._active = len(tasks)
-        self._unfinished_in_group = {g: 0 for g in self._groups}
-        for task in tasks:
+        self._state = [State.WAITING] * len(self._tasks)
+        self._outcome = [""] * len(self._tasks)
+        self._unfinished_providers = {tag: len(numbers) for tag, numbers in self._providers.items()}
+        self._failed_provider: dict[str, int] = {}
+        #: Per waiting task: its requirements not met yet, plus its ``after``
+        #: tags whose providers have not all finished. Ready at 0.
+        self._open = [len(task.requires) + len(task.after) for task in self._tasks]
+        #: Per requirement with alternatives, not met yet: how many of them may
+        #: still be provided. Blocked at 0.
+        self._chances: dict[tuple[int, int], int] = {}
+        for number, task in enumerate(self._tasks):
+            for index, requirement in enumerate(task.requires):
+                if len(requirement) > 1:
+                    self._chances[(number, index)] = len(requirement)
+        #: Tasks that ended, oldest first, whose dependents have not heard of it.
+        self._ended: deque[int] = deque()
+        #: Per group, a heap: ready tasks without locks, and the best task of
+        #: each lock queue of the group (that entry ends with the queue's key).
+        self._ready: dict[str, list[tuple]] = {g: [] for g in self._groups}
+        #: Ready tasks with locks, queued by (group, claims, uses), best first.
+        #: When the best of a queue cannot have its locks, the rest cannot
+        #: either, so a take looks at one task a queue, not at every one.
+        self._lock_queues: dict[_LockKey, list[tuple[int, float, int]]] = {}
+        self._blocked: list[tuple[int, str]] = []
+        self._active = len(self._tasks)
+        self._unfinished_in_group = dict.fromkeys(self._groups, 0)
+        for task in self._tasks:
             self._unfinished_in_group[task.group] += 1
         self._group = self._groups[0] if self._groups else DEFAULT_GROUP
-        self._claimed: dict[str, str] = {}
+        self._claimed: dict[str, int] = {}
         self._users: dict[str, int] = {}
-        #: Resources that a ready task failed to claim because of users.
-        self._starving: set[str] = set()
-        for task in tasks:
-            self._evaluate(task.id)
+        #: Ready tasks that found only users between them and their claims:
+        #: they hold their resources until they start (see the module doc).
+        self._holders: dict[int, Task] = {}
+        # A tag that no task here provides is as good as failed and finished.
+        for tag in [tag for tag in self._waiters if tag not in self._providers]:
+            self._tag_failed(tag)
+            self._tag_finished(tag, provided=False)
+        for number, waiting in enumerate(self._open):
+            if waiting == 0 and self._state[number] is State.WAITING:
+                self._make_ready(number)
+        self._settle()
 
     # -- checks made before anything runs -------------------------------
 
     def _check_tags(self) -> None:
-        missing: dict[str, list[str]] = {}
-        for task in self._tasks.values():
-            wanted = [tag for requirement in task.requires for tag in requirement]
-            for tag in wanted + list(task.after):
-                if tag not in self._providers and tag not in self._absent:
-                    missing.setdefault(tag, []).append(task.id)
+        missing = [tag for tag in self._waiters if tag not in self._providers and tag not in self._absent]
         if missing:
-            lines = [
-                f"  tag {tag!r}, needed by: {', '.join(dict.fromkeys(ids))}"
-                for tag, ids in sorted(missing.items())
-            ]
+            lines = []
+            for tag in sorted(missing):
+                numbers = sorted({number for number, _ in self._waiters[tag]})
+                lines.append(f"  tag {tag!r}, needed by: {', '.join(self._ids[n] for n in numbers)}")
             raise PlanError(
                 "no test provides these tags (check the spelling, or add "
                 "provides=[...] to the test that makes them):\n" + "\n".join(lines)
             )
 
-    def _link(self) -> dict[str, list[str]]:
-        """Task-level edges; raises PlanError naming a cycle if there is one."""
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        dependents: dict[str, list[str]] = {task_id: [] for task_id in self._tasks}
-        why: dict[tuple[str, str], str] = {}
-        for task in self._tasks.values():
-            sorter.add(task.id)
-            edges = [("requires", tag) for req in task.requires for tag in req]
-            edges += [("after", tag) for tag in task.after]
-            for kind, tag in edges:
-                for provider in self._providers.get(tag, ()):
-                    sorter.add(task.id, provider)
-                    why.setdefault((task.id, provider), f"{kind} {tag!r}")
-                    if task.id not in dependents[provider]:
-                        dependents[provider].append(task.id)
-        try:
-            self._static_order = list(sorter.static_order())
-        except graphlib.CycleError as error:
-            cycle = error.args[1]
-            steps = [
-                f"  {cycle[i]} {why[(cycle[i], cycle[i + 1])]}, provided by"
-                for i in range(len(cycle) - 1)
-            ]
-            raise PlanError(
-                "dependency cycle, no test in it can ever start:\n"
-                + "\n".join(steps)
-                + f"\n  {cycle[-1]}"
-            ) from None
-        return dependents
+    def _topological_order(self) -> list[int]:
+        """Every task after all providers of the tags it names; PlanError naming a cycle."""
+        unsorted_providers = {tag: len(numbers) for tag, numbers in self._providers.items()}
+        # Per task: mentions of tags that still have an unsorted provider.
+        pending = [0] * len(self._tasks)
+        for tag, waiters in self._waiters.items():
+            if tag in self._providers:
+                for number, _ in waiters:
+                    pending[number] += 1
+        order = [number for number, count in enumerate(pending) if count == 0]
+        for number in order:  # grows as tasks become sortable
+            for tag in self._tasks[number].provides:
+                unsorted_providers[tag] -= 1
+                if unsorted_providers[tag] == 0:
+                    for waiter, _ in self._waiters.get(tag, ()):
+                        pending[waiter] -= 1
+                        if pending[waiter] == 0:
+                            order.append(waiter)
+        if len(order) < len(self._tasks):
+            raise PlanError(self._describe_cycle(set(order), unsorted_providers))
+        return order
 
-    def _critical_path(self, durations: Mapping[str, float]) -> dict[str, float]:
+    def _describe_cycle(self, sorted_numbers: set[int], unsorted_providers: Mapping[str, int]) -> str:
+        """A cycle among the tasks that could not be sorted, one step a line.
+
+        Each unsorted task names a tag with an unsorted provider: following
+        those links from any unsorted task must come back to a task seen
+        before, and the steps from there on are a cycle.
+        """
+        number = next(n for n in range(len(self._tasks)) if n not in sorted_numbers)
+        steps: list[str] = []
+        seen: dict[int, int] = {}
+        while number not in seen:
+            seen[number] = len(steps)
+            kind, tag = next(
+                (kind, tag)
+                for kind, tag in _named_tags(self._tasks[number])
+                if unsorted_providers.get(tag, 0)
+            )
+            steps.append(f"  {self._ids[number]} {kind} {tag!r}, provided by")
+            number = next(n for n in self._providers[tag] if n not in sorted_numbers)
+        return (
+            "dependency cycle, no test in it can ever start:\n"
+            + "\n".join(steps[seen[number] :])
+            + f"\n  {self._ids[number]}"
+        )
+
+    def _critical_path(self, order: Sequence[int], durations: Mapping[str, float]) -> list[float]:
         """For tasks that others depend on: the longest chain of work they start.
 
         Tasks nothing depends on rank 0, so they keep collection order among
         themselves, as in a plain pytest run (tests that leak state into the
         next test behave the same).
         """
-        known = [durations[t] for t in self._tasks if t in durations]
+        known = [durations[t] for t in self._ids if t in durations]
         default = sum(known) / len(known) if known else 1.0
-        chain: dict[str, float] = {}
-        rank: dict[str, float] = {}
-        for task_id in reversed(self._static_order):
-            dependents = self._dependents[task_id]
-            tail = max((chain[d] for d in dependents), default=0.0)
-            chain[task_id] = durations.get(task_id, default) + tail
-            rank[task_id] = chain[task_id] if dependents else 0.0
+        chain = [durations.get(task_id, default) for task_id in self._ids]
+        rank = [0.0] * len(self._tasks)
+        # Per tag that some task names: the longest chain among those tasks.
+        behind: dict[str, float] = {}
+        for number in reversed(order):
+            tails = []
+            for tag in self._tasks[number].provides:
+                if tag in self._waiters:
+                    if tag not in behind:
+                        behind[tag] = max([chain[waiter] for waiter, _ in self._waiters[tag]])
+                    tails.append(behind[tag])
+            if tails:
+                chain[number] += max(tails)
+                rank[number] = chain[number]
         return rank
 
     def _order_groups(self, configured: Sequence[str]) -> list[str]:
         """Groups with tasks, providers' groups first; PlanError if they would interleave."""
         position = {name: index for index, name in enumerate(configured)}
-        used = sorted({t.group for t in self._tasks.values()}, key=lambda g: (position.get(g, len(position)), g))
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        used = sorted({t.group for t in self._tasks}, key=lambda g: (position.get(g, len(position)), g))
+        if len(used) < 2:
+            return used
+        # Per pair (waiting group, providing group): one dependency as an example.
         example: dict[tuple[str, str], str] = {}
+        for tag, providers in self._providers.items():
+            first_provider = self._first_in_each_group(providers)
+            first_waiter = self._first_in_each_group(number for number, _ in self._waiters.get(tag, ()))
+            for target, waiter in first_waiter.items():
+                for source, provider in first_provider.items():
+                    if source != target and (target, source) not in example:
+                        example[(target, source)] = (
+                            f"{self._ids[waiter]} (group {target!r}) waits for "
+                            f"{self._ids[provider]} (group {source!r})"
+                        )
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
         for group in used:
             sorter.add(group)
-        for provider, dependents in self._dependents.items():
-            source = self._tasks[provider].group
-            for dependent in dependents:
-                target = self._tasks[dependent].group
-                if source != target:
-                    sorter.add(target, source)
-                    example.setdefault((target, source), f"{dependent} (group {target!r}) waits for {provider} (group {source!r})")
+        for target, source in example:
+            sorter.add(target, source)
         try:
             sorter.prepare()
         except graphlib.CycleError as error:
-            cycle = error.args[1]
+            # graphlib lists the cycle with each group a predecessor of the
+            # next; read backwards, each group waits for the next.
+            cycle = error.args[1][::-1]
             steps = [f"  {example[(cycle[i], cycle[i + 1])]}" for i in range(len(cycle) - 1)]
             raise PlanError(
                 "groups would have to interleave, but only one group runs at a time:\n"
@@ -241,10 +324,16 @@ class Planner:
         while sorter.is_active():
             for group in sorter.get_ready():
                 heapq.heappush(ready, (position.get(group, len(position)), group))
-            rank, group = heapq.heappop(ready)
+            _, group = heapq.heappop(ready)
             order.append(group)
             sorter.done(group)
         return order
+
+    def _first_in_each_group(self, numbers: Iterable[int]) -> dict[str, int]:
+        first: dict[str, int] = {}
+        for number in numbers:
+            first.setdefault(self._tasks[number].group, number)
+        return first
 
     # -- driving the run ------------------------------------------------
 
@@ -255,7 +344,7 @@ class Planner:
     def begin(self, group: str) -> None:
         """From now on, :meth:`take` hands out tasks of *group* only."""
         self._group = group
-        self._starving.clear()
+        self._holders.clear()
 
     def group_size(self, group: str) -> int:
         """Tasks of *group* not finished or blocked yet."""
@@ -278,69 +367,179 @@ class Planner:
         """
         heap = self._ready[self._group]
         taken: list[str] = []
-        passed_over = []
+        passed_over: dict[_LockKey, tuple] = {}
         # Resources that a waiting task of better priority needs, with that
         # priority: tasks of worse priority may not take them in this round.
         reserved: dict[str, int] = {}
         while heap and len(taken) < limit:
             entry = heapq.heappop(heap)
-            task = self._tasks[entry[-1]]
-            if task.locks:
-                if not locks or not self._lockable(task, reserved):
+            number = entry[2]
+            if len(entry) > 3:
+                key = entry[3]
+                queue = self._lock_queues[key]
+                if not queue or queue[0][2] != number or key in passed_over:
+                    continue  # not the best of its queue any more, or seen already
+                if not locks or not self._lockable(number, reserved):
                     if locks:
-                        self._note_waiting(task, reserved)
-                    passed_over.append(entry)
+                        self._note_waiting(number, reserved)
+                    passed_over[key] = entry
                     continue
-                self._lock(task)
-            self._set_state(task.id, State.RUNNING)
-            taken.append(task.id)
-        for entry in passed_over:
+                heapq.heappop(queue)
+                if queue:
+                    heapq.heappush(heap, (*queue[0], key))
+                self._lock(number)
+            self._set_state(number, State.RUNNING)
+            taken.append(self._ids[number])
+        for entry in passed_over.values():
             heapq.heappush(heap, entry)
         return taken
 
     def give_back(self, task_id: str) -> None:
         """A taken task did not start after all (its worker went away first)."""
-        assert self._state[task_id] is State.RUNNING, task_id
-        self._unlock(self._tasks[task_id])
-        self._make_ready(task_id)
+        number = self._number[task_id]
+        assert self._state[number] is State.RUNNING, task_id
+        self._unlock(number)
+        self._make_ready(number)
 
     def done(self, task_id: str, outcome: str) -> None:
         """A running task ended; *outcome* is a word like "passed" or "failed"."""
-        assert self._state[task_id] is State.RUNNING, (task_id, self._state[task_id])
-        self._unlock(self._tasks[task_id])
-        self._finish(task_id, State.FINISHED, outcome, "")
+        number = self._number[task_id]
+        assert self._state[number] is State.RUNNING, (task_id, self._state[number])
+        self._unlock(number)
+        self._end(number, State.FINISHED, outcome, "")
+        self._settle()
 
     def abandon(self, reason: str) -> None:
         """The run stops early: block every task not started, in any group, with *reason*."""
         for heap in self._ready.values():
             heap.clear()
-        left = [t for t, s in self._state.items() if s in (State.WAITING, State.READY)]
-        for task_id in sorted(left, key=self._order.__getitem__):
-            self._finish(task_id, State.BLOCKED, "not run", reason)
+        self._lock_queues.clear()
+        self._holders.clear()
+        left = [n for n, state in enumerate(self._state) if state in (State.WAITING, State.READY)]
+        for number in left:
+            self._end(number, State.BLOCKED, "not run", reason)
+        self._settle()
 
     def pop_blocked(self) -> list[tuple[str, str]]:
         """Tasks blocked since the last call, with the reason, in collection order."""
+        if not self._blocked:
+            return []
         blocked, self._blocked = self._blocked, []
-        return blocked
+        blocked.sort()
+        return [(self._ids[number], reason) for number, reason in blocked]
 
     def state(self, task_id: str) -> State:
-        return self._state[task_id]
+        return self._state[self._number[task_id]]
 
-    # -- internals --------------------------------------------------------
+    # -- internals: states ------------------------------------------------
 
-    def _set_state(self, task_id: str, state: State, detail: str = "") -> None:
-        self._state[task_id] = state
+    def _set_state(self, number: int, state: State, detail: str = "") -> None:
+        self._state[number] = state
         if self._on_change is not None:
-            self._on_change(task_id, state, detail)
+            self._on_change(self._ids[number], state, detail)
 
-    def _make_ready(self, task_id: str) -> None:
-        self._set_state(task_id, State.READY)
-        task = self._tasks[task_id]
-        heapq.heappush(
-            self._ready[task.group], (task.priority, -self._rank[task_id], self._order[task_id], task_id)
-        )
+    def _make_ready(self, number: int) -> None:
+        self._set_state(number, State.READY)
+        task = self._tasks[number]
+        entry = (task.priority, -self._rank[number], number)
+        if not task.locks:
+            heapq.heappush(self._ready[task.group], entry)
+            return
+        key = _lock_key(task)
+        queue = self._lock_queues.setdefault(key, [])
+        heapq.heappush(queue, entry)
+        if queue[0] is entry:
+            heapq.heappush(self._ready[task.group], (*entry, key))
 
-    def _lockable(self, task: Task, reserved: Mapping[str, int]) -> bool:
+    def _end(self, number: int, state: State, outcome: str, reason: str) -> None:
+        """Task *number* finished or was blocked; :meth:`_settle` tells its dependents."""
+        self._outcome[number] = outcome
+        self._active -= 1
+        self._unfinished_in_group[self._tasks[number].group] -= 1
+        self._set_state(number, state, reason or outcome)
+        if state is State.BLOCKED:
+            self._blocked.append((number, reason))
+        self._ended.append(number)
+
+    def _block(self, number: int) -> None:
+        self._end(number, State.BLOCKED, "blocked", self._blocking_reason(number))
+
+    def _settle(self) -> None:
+        """Tell the dependents of every ended task, oldest first.
+
+        A dependent blocked on the way ends too and joins the work list, so
+        a chain of any length settles here without recursion; what one end
+        changes (ready or blocked) comes after that end, level by level.
+        """
+        while self._ended:
+            number = self._ended.popleft()
+            if not self._tasks[number].provides:
+                continue
+            passed = self._outcome[number] in PASSING_OUTCOMES
+            # Count the ending of every tag first, so that a blocked task's
+            # reason sees all of them.
+            failed: list[str] = []
+            finished: list[str] = []
+            for tag in self._tasks[number].provides:
+                self._unfinished_providers[tag] -= 1
+                if not passed and tag not in self._failed_provider:
+                    self._failed_provider[tag] = number
+                    failed.append(tag)
+                if self._unfinished_providers[tag] == 0:
+                    finished.append(tag)
+            for tag in failed:
+                self._tag_failed(tag)
+            for tag in finished:
+                self._tag_finished(tag, tag not in self._failed_provider)
+
+    def _tag_failed(self, tag: str) -> None:
+        """*tag* can no longer be provided: requirements that name it lose a chance."""
+        for number, how in self._waiters.get(tag, ()):
+            if how == _AFTER or self._state[number] is not State.WAITING:
+                continue
+            if how != _ALONE:
+                need = (number, how)
+                if need not in self._chances:
+                    continue  # met by another alternative already
+                self._chances[need] -= 1
+                if self._chances[need]:
+                    continue
+            self._block(number)
+
+    def _tag_finished(self, tag: str, provided: bool) -> None:
+        """Every provider of *tag* ended: ``after`` is met, and ``requires`` if *provided*."""
+        for number, how in self._waiters.get(tag, ()):
+            if self._state[number] is not State.WAITING:
+                continue
+            if how != _AFTER:
+                if not provided:
+                    continue
+                if how != _ALONE and self._chances.pop((number, how), None) is None:
+                    continue  # met by another alternative already
+            self._open[number] -= 1
+            if self._open[number] == 0:
+                self._make_ready(number)
+
+    def _blocking_reason(self, number: int) -> str:
+        """Why the first requirement of task *number* that can no longer be met is not."""
+        for requirement in self._tasks[number].requires:
+            if all(tag not in self._providers or tag in self._failed_provider for tag in requirement):
+                reasons = [self._why_unavailable(tag) for tag in requirement]
+                return f"blocked: requires {_describe(requirement)}, " + "; ".join(reasons)
+        raise AssertionError(f"{self._ids[number]} is not blocked")
+
+    def _why_unavailable(self, tag: str) -> str:
+        if tag not in self._providers:
+            return self._absent[tag]
+        provider = self._failed_provider[tag]
+        outcome = self._outcome[provider]
+        words = _OUTCOME_WORDS.get(outcome, "ended as " + outcome)
+        return f"provided by {self._ids[provider]} which {words}"
+
+    # -- internals: locks -------------------------------------------------
+
+    def _lockable(self, number: int, reserved: Mapping[str, int]) -> bool:
+        task = self._tasks[number]
         for resource in (*task.claims, *task.uses):
             if reserved.get(resource, task.priority) < task.priority:
                 return False
@@ -348,85 +547,55 @@ class Planner:
             if resource in self._claimed or self._users.get(resource):
                 return False
         for resource in task.uses:
-            if resource in self._claimed or resource in self._starving:
+            if resource in self._claimed:
                 return False
-        return True
+        return not self._held_back(number)
 
-    def _note_waiting(self, task: Task, reserved: dict[str, int]) -> None:
-        """*task* could not have its locks: make sure it gets them in time."""
+    def _held_back(self, number: int) -> bool:
+        """Whether a holder of the same or better priority needs what task *number* would lock.
+
+        A task with the very locks of the holder is not held back: it does
+        what the hold is for.
+        """
+        task = self._tasks[number]
+        key = _lock_key(task)
+        return any(
+            holder.priority <= task.priority and _conflict(holder, task) and _lock_key(holder) != key
+            for holder in self._holders.values()
+        )
+
+    def _note_waiting(self, number: int, reserved: dict[str, int]) -> None:
+        """Task *number* could not have its locks: make sure it gets them in time."""
+        task = self._tasks[number]
         for resource in (*task.claims, *task.uses):
             reserved[resource] = min(reserved.get(resource, task.priority), task.priority)
         claimed_elsewhere = any(r in self._claimed for r in (*task.claims, *task.uses))
-        if not claimed_elsewhere:
-            # Only users stand in its way: let no new user join them.
-            self._starving.update(r for r in task.claims if self._users.get(r))
+        used = any(self._users.get(r) for r in task.claims)
+        # A holder never waits for another holder: two of one priority could
+        # otherwise wait for each other for ever.
+        if used and not claimed_elsewhere and not self._held_back(number):
+            self._holders[number] = task
 
-    def _lock(self, task: Task) -> None:
+    def _lock(self, number: int) -> None:
+        task = self._tasks[number]
+        self._holders.pop(number, None)
         for resource in task.claims:
-            self._claimed[resource] = task.id
-            self._starving.discard(resource)
+            self._claimed[resource] = number
         for resource in task.uses:
             self._users[resource] = self._users.get(resource, 0) + 1
+        # Only a task of better priority can claim what a holder waits for;
+        # the holder then waits for more than users, and its hold ends.
+        claims = set(task.claims)
+        overtaken = [n for n, h in self._holders.items() if not claims.isdisjoint((*h.claims, *h.uses))]
+        for holder_number in overtaken:
+            del self._holders[holder_number]
 
-    def _unlock(self, task: Task) -> None:
+    def _unlock(self, number: int) -> None:
+        task = self._tasks[number]
         for resource in task.claims:
             del self._claimed[resource]
         for resource in task.uses:
             self._users[resource] -= 1
-
-    def _finish(self, task_id: str, state: State, outcome: str, reason: str) -> None:
-        self._outcome[task_id] = outcome
-        self._active -= 1
-        self._unfinished_in_group[self._tasks[task_id].group] -= 1
-        self._set_state(task_id, state, reason or outcome)
-        if state is State.BLOCKED:
-            self._blocked.append((task_id, reason))
-        for tag in self._tasks[task_id].provides:
-            self._unfinished_providers[tag] -= 1
-            if outcome not in PASSING_OUTCOMES:
-                self._failed_provider.setdefault(tag, task_id)
-        for dependent in self._dependents[task_id]:
-            if self._state[dependent] is State.WAITING:
-                self._evaluate(dependent)
-
-    def _evaluate(self, task_id: str) -> None:
-        """Move a waiting task to ready or blocked once its tags allow it."""
-        task = self._tasks[task_id]
-        waiting = False
-        for requirement in task.requires:
-            status = [self._tag_status(tag) for tag in requirement]
-            if "provided" in status:
-                continue
-            if "pending" in status:
-                waiting = True
-                continue
-            reasons = [self._why_unavailable(tag) for tag in requirement]
-            self._finish(
-                task_id,
-                State.BLOCKED,
-                "blocked",
-                f"blocked: requires {_describe(requirement)}, " + "; ".join(reasons),
-            )
-            return
-        for tag in task.after:
-            if self._unfinished_providers.get(tag, 0):
-                waiting = True
-        if not waiting:
-            self._make_ready(task_id)
-
-    def _tag_status(self, tag: str) -> str:
-        if tag not in self._providers:
-            return "absent"
-        if tag in self._failed_provider:
-            return "failed"
-        return "pending" if self._unfinished_providers[tag] else "provided"
-
-    def _why_unavailable(self, tag: str) -> str:
-        if tag not in self._providers:
-            return self._absent[tag]
-        provider = self._failed_provider[tag]
-        outcome = self._outcome[provider]
-        return f"provided by {provider} which {_OUTCOME_WORDS.get(outcome, 'ended as ' + outcome)}"
 
 
 def pull_in(selected: Sequence[Task], available: Iterable[Task]) -> list[Task]:
@@ -472,3 +641,20 @@ def _without_shared_claims(task: Task) -> Task:
 def _duplicates(ids: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     return sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+
+
+def _named_tags(task: Task) -> list[tuple[str, str]]:
+    """(``"requires"`` or ``"after"``, tag) for every tag *task* waits for, in order."""
+    named = [("requires", tag) for requirement in task.requires for tag in requirement]
+    return named + [("after", tag) for tag in task.after]
+
+
+def _lock_key(task: Task) -> _LockKey:
+    return (task.group, frozenset(task.claims), frozenset(task.uses))
+
+
+def _conflict(first: Task, second: Task) -> bool:
+    """Whether the two tasks' locks exclude each other."""
+    return not set(first.claims).isdisjoint((*second.claims, *second.uses)) or not set(
+        first.uses
+    ).isdisjoint(second.claims)
