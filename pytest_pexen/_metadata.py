@@ -18,6 +18,8 @@ from ._errors import MetadataError
 Requirement = tuple[str, ...]
 
 ON_RESUME_CHOICES = ("rerun", "crash")
+#: How tests are kept together on one worker: not at all, by class, by file.
+AFFINITY_CHOICES = ("none", "class", "file")
 #: Ranges of the number fields (inclusive): beyond them a value is a mistake.
 MAX_TIMEOUT = 365 * 24 * 3600.0
 MAX_RETRY_DELAY = 24 * 3600.0
@@ -40,6 +42,8 @@ class Meta:
     retries: int = 0
     retry_delay: float = 0.0
     on_resume: str = "rerun"
+    #: None: as --pexen-affinity says.
+    affinity: str | None = None
 
 
 LIST_FIELDS = ("requires", "provides", "after", "claims", "uses")
@@ -153,11 +157,12 @@ def check_fields(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
             if value is not None and (not isinstance(value, str) or not value):
                 raise _wrong_type(where, name, "a non-empty string", value)
             checked[name] = value
-        elif name == "on_resume":
-            if value not in ON_RESUME_CHOICES:
+        elif name in ("on_resume", "affinity"):
+            choices = ON_RESUME_CHOICES if name == "on_resume" else AFFINITY_CHOICES
+            if value not in choices:
                 raise MetadataError(
-                    f"{where}: pexen field 'on_resume' must be one of "
-                    f"{', '.join(map(repr, ON_RESUME_CHOICES))}, got {value!r}"
+                    f"{where}: pexen field {name!r} must be one of "
+                    f"{', '.join(map(repr, choices))}, got {value!r}"
                 )
             checked[name] = value
     return checked

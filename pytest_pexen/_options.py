@@ -14,9 +14,12 @@ import pytest
 
 from ._errors import PexenError
 from ._groups import parse_ini_lines, parse_workers
+from ._metadata import AFFINITY_CHOICES
 
 #: The longest time limit accepted, in seconds (a year).
 MAX_SECONDS = 365 * 24 * 3600.0
+#: Affinity of tests whose marker, conftests, option and ini say nothing.
+DEFAULT_AFFINITY = "class"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class Options:
     timeout: float | None
     session_timeout: float | None
     max_crashes: int
+    #: Affinity of tests whose marker and conftests say nothing.
+    affinity: str = DEFAULT_AFFINITY
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -48,13 +53,25 @@ def read_options(config: pytest.Config) -> Options:
         timeout = seconds(config.getini("pexen_timeout") or None, "ini pexen_timeout")
     # The ini groups are checked here too; hooks may add groups after collection.
     parse_ini_lines(config.getini("pexen_groups"), workers)
+    affinity = _choice(config.getoption("pexen_affinity"), "--pexen-affinity")
+    if affinity is None:
+        affinity = _choice(config.getini("pexen_affinity") or None, "ini pexen_affinity")
     return Options(
+        affinity=affinity or DEFAULT_AFFINITY,
         workers=workers,
         workers_given=given is not None,
         timeout=timeout,
         session_timeout=seconds(config.getoption("pexen_session_timeout"), "--pexen-session-timeout"),
         max_crashes=max_crashes,
     )
+
+
+def _choice(value: Any, source: str) -> str | None:
+    if value is None:
+        return None
+    if value not in AFFINITY_CHOICES:
+        raise PexenError(f"{source} must be one of {', '.join(AFFINITY_CHOICES)}, got {value!r}")
+    return str(value)
 
 
 def seconds(value: Any, source: str) -> float | None:

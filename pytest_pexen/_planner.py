@@ -33,6 +33,11 @@ worse priority may then start using its claims or claim anything it needs
 stream of users cannot starve it. A task of better priority may; if it
 claims something the holder needs, the hold ends.
 
+Affinity: tasks with the same ``unit`` (in one group) are handed to one
+*lane* (a worker, as the caller names it): the lane that takes the first of
+them gets the rest as they become ready, until they are all done or the lane
+is released (:meth:`release_lane`, e.g. its worker died).
+
 Costs grow with the number of tasks and tag mentions, not their product, and
 nothing recurses per task: a chain of any length is fine.
 """
@@ -81,6 +86,8 @@ class Task:
     claims: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
     group: str = DEFAULT_GROUP
+    #: Tasks with the same unit (in a group) run in one lane, see :class:`Planner`.
+    unit: str | None = None
 
     @property
     def locks(self) -> bool:
@@ -98,6 +105,8 @@ class State(enum.Enum):
 StateListener = Callable[[str, State, str], None]
 #: Ready tasks with locks wait in queues of this key: (group, claims, uses).
 _LockKey = tuple[str, frozenset[str], frozenset[str]]
+#: Tasks kept in one lane: (group, unit).
+_UnitKey = tuple[str, str]
 
 
 def _describe(requirement: Requirement) -> str:
@@ -189,6 +198,16 @@ class Planner:
         #: Ready tasks that found only users between them and their claims:
         #: they hold their resources until they start (see the module doc).
         self._holders: dict[int, Task] = {}
+        #: Affinity: each unit's lane, the units of each lane, the ready
+        #: tasks (without locks) of a lane's units, and tasks left per unit.
+        self._lane_of_unit: dict[_UnitKey, str] = {}
+        self._units_of_lane: dict[str, set[_UnitKey]] = {}
+        self._lane_ready: dict[str, list[tuple]] = {}
+        self._unit_left: dict[_UnitKey, int] = {}
+        for task in self._tasks:
+            if task.unit is not None:
+                key = (task.group, task.unit)
+                self._unit_left[key] = self._unit_left.get(key, 0) + 1
         # A tag that no task here provides is as good as failed and finished.
         for tag in [tag for tag in self._waiters if tag not in self._providers]:
             self._tag_failed(tag)
@@ -358,22 +377,35 @@ class Planner:
         """True while some task has not finished or been blocked."""
         return self._active > 0
 
-    def take(self, limit: int, *, locks: bool = True) -> list[str]:
-        """Up to *limit* ready tasks of the current group, best first.
+    def take(self, limit: int, *, locks: bool = True, lane: str = "") -> list[str]:
+        """Up to *limit* ready tasks of the current group, best first, for *lane*.
 
         They are running from now on and hold their locks. Tasks whose locks
         are not free (or, with ``locks=False``, that have any) stay ready and
-        do not hold back the tasks behind them.
+        do not hold back the tasks behind them; nor do tasks of a unit that
+        another lane runs.
         """
         heap = self._ready[self._group]
+        own = self._lane_ready.get(lane, [])
         taken: list[str] = []
         passed_over: dict[_LockKey, tuple] = {}
         # Resources that a waiting task of better priority needs, with that
         # priority: tasks of worse priority may not take them in this round.
         reserved: dict[str, int] = {}
-        while heap and len(taken) < limit:
-            entry = heapq.heappop(heap)
+        while (heap or own) and len(taken) < limit:
+            if own and (not heap or own[0][:3] <= heap[0][:3]):
+                entry = heapq.heappop(own)
+            else:
+                entry = heapq.heappop(heap)
             number = entry[2]
+            unit = self._unit_key(number)
+            bound = self._lane_of_unit.get(unit) if unit is not None else None
+            if bound is not None and bound != lane:
+                if len(entry) > 3:
+                    passed_over.setdefault(entry[3], entry)
+                else:
+                    heapq.heappush(self._lane_ready.setdefault(bound, []), entry)
+                continue
             if len(entry) > 3:
                 key = entry[3]
                 queue = self._lock_queues[key]
@@ -388,11 +420,25 @@ class Planner:
                 if queue:
                     heapq.heappush(heap, (*queue[0], key))
                 self._lock(number)
+            if unit is not None and bound is None:
+                self._lane_of_unit[unit] = lane
+                self._units_of_lane.setdefault(lane, set()).add(unit)
             self._set_state(number, State.RUNNING)
             taken.append(self._ids[number])
         for entry in passed_over.values():
             heapq.heappush(heap, entry)
         return taken
+
+    def release_lane(self, lane: str) -> None:
+        """*lane* is gone: its units go to whichever lane takes them next."""
+        for unit in self._units_of_lane.pop(lane, ()):
+            del self._lane_of_unit[unit]
+        for entry in self._lane_ready.pop(lane, ()):
+            heapq.heappush(self._ready[self._tasks[entry[2]].group], entry)
+
+    def _unit_key(self, number: int) -> _UnitKey | None:
+        task = self._tasks[number]
+        return None if task.unit is None else (task.group, task.unit)
 
     def give_back(self, task_id: str) -> None:
         """A taken task did not start after all (its worker went away first)."""
@@ -413,6 +459,7 @@ class Planner:
         """The run stops early: block every task not started, in any group, with *reason*."""
         for heap in self._ready.values():
             heap.clear()
+        self._lane_ready.clear()
         self._lock_queues.clear()
         self._holders.clear()
         left = [n for n, state in enumerate(self._state) if state in (State.WAITING, State.READY)]
@@ -443,7 +490,10 @@ class Planner:
         task = self._tasks[number]
         entry = (task.priority, -self._rank[number], number)
         if not task.locks:
-            heapq.heappush(self._ready[task.group], entry)
+            unit = self._unit_key(number)
+            lane = self._lane_of_unit.get(unit) if unit is not None else None
+            heap = self._ready[task.group] if lane is None else self._lane_ready.setdefault(lane, [])
+            heapq.heappush(heap, entry)
             return
         key = _lock_key(task)
         queue = self._lock_queues.setdefault(key, [])
@@ -456,6 +506,11 @@ class Planner:
         self._outcome[number] = outcome
         self._active -= 1
         self._unfinished_in_group[self._tasks[number].group] -= 1
+        unit = self._unit_key(number)
+        if unit is not None:
+            self._unit_left[unit] -= 1
+            if not self._unit_left[unit] and unit in self._lane_of_unit:
+                self._units_of_lane[self._lane_of_unit.pop(unit)].discard(unit)
         self._set_state(number, state, reason or outcome)
         if state is State.BLOCKED:
             self._blocked.append((number, reason))

@@ -17,7 +17,7 @@ from ._errors import PexenError
 FLAVORS = ("junit10", "rich")
 MARKER_HELP = (
     "pexen(requires=[], provides=[], after=[], claims=[], uses=[], priority=0, "
-    "group=None, timeout=None, retries=0, retry_delay=0, on_resume='rerun'): "
+    "group=None, timeout=None, retries=0, retry_delay=0, on_resume='rerun', affinity=None): "
     "pytest-pexen scheduling metadata, see the pytest-pexen docs"
 )
 
@@ -43,6 +43,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="when a subset is selected, do not pull in the tests that provide "
         "what it requires (such requirements are then reported as blocked)",
+    )
+    group.addoption(
+        "--pexen-affinity",
+        metavar="none|class|file",
+        default=None,
+        help="keep tests of one class (or one file) on one worker, in collection order "
+        "(default: ini pexen_affinity, else class); a test's marker or conftest "
+        "pexen_defaults take precedence",
     )
     group.addoption(
         "--pexen-timeout",
@@ -81,6 +89,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
     parser.addini("pexen_xunit", "path of the JUnit XML file (as --pexen-xunit)", default="")
     parser.addini("pexen_timeout", "time limit of each test in seconds, for --pexen", default="")
+    parser.addini("pexen_affinity", "keep tests together on one worker: none, class or file", default="")
     parser.addini(
         "pexen_groups",
         "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread'",

@@ -234,9 +234,9 @@ class RunLoop:
             # it goes to an idle worker, or behind short tests only (under
             # PREFETCH_SECONDS of work), never behind a long one.
             if depth > 1:
-                taken = self._planner.take(depth - len(queue))
+                taken = self._planner.take(depth - len(queue), lane=worker)
             else:
-                taken = [] if queue else self._planner.take(1)
+                taken = [] if queue else self._planner.take(1, lane=worker)
             if taken:
                 pool.assign(worker, [self._index[task_id] for task_id in taken])
 
@@ -324,6 +324,7 @@ class RunLoop:
             self._worker_done(event)
         else:
             assert isinstance(event, Gone), event
+            self._planner.release_lane(event.worker)
 
     def _finished(self, event: Finished, pool: Pool) -> None:
         item = self._items[event.index]
@@ -368,6 +369,7 @@ class RunLoop:
         )
 
     def _lost(self, event: Lost) -> None:
+        self._planner.release_lane(event.worker)
         running = self._watchdog.ended(event.worker)
         for index in event.queued:
             self._planner.give_back(self._items[index].nodeid)

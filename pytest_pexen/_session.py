@@ -146,6 +146,7 @@ class PexenSession:
             claims=meta.claims,
             uses=meta.uses,
             group=group,
+            unit=_unit(item, meta.affinity or self._options.affinity),
         )
 
     def _undeselect(self, pulled: list[pytest.Item]) -> None:
@@ -254,6 +255,17 @@ class PexenSession:
         cache = getattr(self._config, "cache", None)
         if cache is not None and durations:
             cache.set(DURATIONS_KEY, {k: round(v, 6) for k, v in durations.items()})
+
+
+def _unit(item: pytest.Item, affinity: str) -> str | None:
+    """The tests *item* is kept together with on one worker (a node id), by its affinity."""
+    if affinity == "class":
+        holder = item.getparent(pytest.Class)
+    elif affinity == "file":
+        holder = item.getparent(pytest.File)
+    else:
+        return None
+    return holder.nodeid if holder is not None else None
 
 
 def _threadsafe(item: pytest.Item) -> bool:

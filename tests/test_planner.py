@@ -753,3 +753,32 @@ def test_long_chain_blocked_by_its_first_test_in_a_session(suite, run):
     )
     assert no_internal_error(result)
 
+
+def test_a_unit_runs_in_the_lane_that_took_its_first_task():
+    planner = Planner([Task("a1", unit="A"), Task("a2", unit="A"), Task("a3", unit="A"), Task("free")])
+    assert planner.take(1, lane="w1") == ["a1"]
+    assert planner.take(5, lane="w2") == ["free"]  # a2, a3 wait for w1
+    assert planner.take(5, lane="w1") == ["a2", "a3"]
+
+
+def test_a_released_lane_leaves_its_unit_to_another():
+    planner = Planner([Task("a1", unit="A"), Task("a2", unit="A")])
+    assert planner.take(1, lane="w1") == ["a1"]
+    planner.give_back("a1")  # its worker died
+    planner.release_lane("w1")
+    assert planner.take(5, lane="w2") == ["a1", "a2"]
+
+
+def test_a_finished_unit_binds_no_lane_any_more():
+    planner = Planner([Task("a1", unit="A"), Task("b1", unit="B")])
+    assert planner.take(1, lane="w1") == ["a1"]
+    planner.done("a1", "passed")
+    assert planner.take(1, lane="w2") == ["b1"]
+
+
+def test_a_unit_with_locks_still_waits_for_its_lane():
+    planner = Planner([Task("a1", unit="A", claims=("db",)), Task("a2", unit="A", claims=("db",)), Task("c")])
+    assert planner.take(1, lane="w1") == ["a1"]
+    planner.done("a1", "passed")
+    assert planner.take(5, lane="w2") == ["c"]
+    assert planner.take(5, lane="w1") == ["a2"]

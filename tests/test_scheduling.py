@@ -288,3 +288,88 @@ def test_tests_queued_behind_a_long_test_go_to_a_free_worker(suite, run, events)
     long_ones = {f"test_mix[{i}]" for i in range(50, 54)}
     workers = [pid for _, pid, event, name in log.lines if event == "start" and name in long_ones]
     assert sorted(workers.count(pid) for pid in set(workers)) == [2, 2], log.lines
+
+
+
+AFFINITY_SUITE = '''
+import time, unittest, pytest
+
+
+class TestShared(unittest.TestCase):
+    def test_1(self): time.sleep(0.15)
+    def test_2(self): time.sleep(0.15)
+    def test_3(self): time.sleep(0.15)
+    def test_4(self): time.sleep(0.15)
+
+
+class TestPlain:
+    def test_a(self): time.sleep(0.15)
+    def test_b(self): time.sleep(0.15)
+    def test_c(self): time.sleep(0.15)
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_free(n):
+    time.sleep(0.05)
+'''
+
+
+def workers_of(log, names):
+    return {pid for _, pid, event, name in log.lines if event == "start" and name in names}
+
+
+def starts_in_order(log, names):
+    return [name for name in log.names() if name in names] == list(names)
+
+
+def test_tests_of_a_class_run_on_one_worker_in_order_by_default(suite, run, events):
+    suite(test_aff=AFFINITY_SUITE)
+    run("--pexen", "--pexen-workers=2").assert_outcomes(passed=13)
+    log = events()
+    for names in (["test_1", "test_2", "test_3", "test_4"], ["test_a", "test_b", "test_c"]):
+        assert len(workers_of(log, names)) == 1, log.lines
+        assert starts_in_order(log, names), log.names()
+    assert len(log.pids()) == 2  # the rest still ran on both workers
+
+
+def test_affinity_none_spreads_a_class_over_workers(suite, run, events):
+    suite(test_aff=AFFINITY_SUITE)
+    run("--pexen", "--pexen-workers=2", "--pexen-affinity=none").assert_outcomes(passed=13)
+    assert len(workers_of(events(), ["test_1", "test_2", "test_3", "test_4"])) == 2
+
+
+def test_affinity_file_from_conftest_and_a_marker_that_overrides_it(pytester, suite, run, events):
+    suite(
+        **{
+            "sub/test_one": """
+            import time
+
+            def test_x1(): time.sleep(0.15)
+            def test_x2(): time.sleep(0.15)
+            def test_x3(): time.sleep(0.15)
+            """,
+            "sub/test_two": """
+            import time, pytest
+
+            pytestmark = pytest.mark.pexen(affinity="none")
+
+            def test_y1(): time.sleep(0.15)
+            def test_y2(): time.sleep(0.15)
+            def test_y3(): time.sleep(0.15)
+            def test_y4(): time.sleep(0.15)
+            """,
+        }
+    )
+    (pytester.path / "sub" / "conftest.py").write_text('pexen_defaults = {"affinity": "file"}\n')
+    run("--pexen", "--pexen-workers=2").assert_outcomes(passed=7)
+    log = events()
+    assert len(workers_of(log, ["test_x1", "test_x2", "test_x3"])) == 1
+    assert starts_in_order(log, ["test_x1", "test_x2", "test_x3"])
+    assert len(workers_of(log, ["test_y1", "test_y2", "test_y3", "test_y4"])) == 2
+
+
+def test_a_bad_affinity_is_a_usage_error(suite, run):
+    suite(test_a="def test_it():\n    pass\n")
+    result = run("--pexen", "--pexen-affinity=module")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: --pexen-affinity must be one of none, class, file, got 'module'"])
