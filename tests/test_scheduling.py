@@ -344,19 +344,19 @@ def test_affinity_file_from_conftest_and_a_marker_that_overrides_it(pytester, su
             "sub/test_one": """
             import time
 
-            def test_x1(): time.sleep(0.15)
-            def test_x2(): time.sleep(0.15)
-            def test_x3(): time.sleep(0.15)
+            def test_x1(): time.sleep(0.02)
+            def test_x2(): time.sleep(0.02)
+            def test_x3(): time.sleep(0.02)
             """,
             "sub/test_two": """
             import time, pytest
 
             pytestmark = pytest.mark.pexen(affinity="none")
 
-            def test_y1(): time.sleep(0.15)
-            def test_y2(): time.sleep(0.15)
-            def test_y3(): time.sleep(0.15)
-            def test_y4(): time.sleep(0.15)
+            def test_y1(): time.sleep(0.3)
+            def test_y2(): time.sleep(0.3)
+            def test_y3(): time.sleep(0.3)
+            def test_y4(): time.sleep(0.3)
             """,
         }
     )
