@@ -274,12 +274,10 @@ class ProcessPool:
         """A worker's process ended: read what it left, then report it."""
         events = [] if worker.channel.closed else self._read(worker)
         self._exited(worker, block=True)
-        output = tuple((name, _tail(file)) for name, file in worker.files.items())
-        index, phase = worker.progress.get()
+        lost = self._lost(worker, worker.ended)
         self._forget(worker)
         self._guardian.forget(worker.pid)
-        queue = tuple(worker.queue)
-        if self._stopping and not queue and worker.exitcode == 0:
+        if self._stopping and not worker.queue and worker.exitcode == 0:
             events.append(WorkerOutput(worker.name, worker.output, None))
             events.append(Gone(worker.name))
             return events
@@ -287,14 +285,20 @@ class ProcessPool:
         if not worker.ended:
             # What the dead worker started may still run: end it.
             end(tree(worker.pid, worker.token), KILL_GRACE)
-        running = queue[0] if queue else None
-        phase = phase if index == running else ""
-        events.append(
-            Lost(worker.name, running, queue[1:], worker.exitcode, worker.last, worker.ended, output, phase)
-        )
+        events.append(lost)
         if not self._stopping:
             self._spawn()
         return events
+
+    @staticmethod
+    def _lost(worker: _Worker, ended: bool) -> Lost:
+        """What *worker*, whose process has ended, had: read before it is forgotten."""
+        queue = tuple(worker.queue)
+        running = queue[0] if queue else None
+        output = tuple((name, _tail(file)) for name, file in worker.files.items())
+        index, phase = worker.progress.get()
+        phase = phase if index == running else ""
+        return Lost(worker.name, running, queue[1:], worker.exitcode, worker.last, ended, output, phase)
 
     def _forget(self, worker: _Worker) -> None:
         for fileobj in (worker.channel, worker.pidfd):
@@ -400,14 +404,8 @@ class ProcessPool:
             self._keep_exit_status(worker, ended)
             self._exited(worker, block=True)
             events.append(WorkerOutput(worker.name, worker.output, exit_description(worker.exitcode)))
-            queue = tuple(worker.queue)
-            if queue:
-                output = tuple((name, _tail(file)) for name, file in worker.files.items())
-                index, phase = worker.progress.get()
-                phase = phase if index == queue[0] else ""
-                events.append(
-                    Lost(worker.name, queue[0], queue[1:], worker.exitcode, worker.last, True, output, phase)
-                )
+            if worker.queue:
+                events.append(self._lost(worker, ended=True))
             self._forget(worker)
         self._selector.close()
         os.close(self._stray_read)

@@ -88,13 +88,24 @@ class ThreadPool:
             if dropped:
                 self._events.put(Dropped(worker.name, dropped))
 
+    @staticmethod
+    def _abandon(thread: _Thread) -> tuple[int, ...] | None:
+        """Give up on *thread*: whatever it does is ignored from now on; returns its tasks.
+
+        None if it was given up on already (its tasks were reported then).
+        """
+        with thread.wakeup:
+            if thread.abandoned:
+                return None
+            thread.abandoned = True
+            queue_left = tuple(thread.queue)
+            thread.queue.clear()
+        return queue_left
+
     def _fail(self, worker: _Thread, trace: str) -> None:
-        with worker.wakeup:
-            if worker.abandoned:
-                return
-            worker.abandoned = True
-            queue_left = tuple(worker.queue)
-            worker.queue.clear()
+        queue_left = self._abandon(worker)
+        if not queue_left:
+            return
         self._events.put(
             Lost(worker.name, queue_left[0], queue_left[1:], None, None, output=(("traceback", trace),))
         )
@@ -157,10 +168,9 @@ class ThreadPool:
         thread = self._threads.pop(worker, None)
         if thread is None:
             return
-        with thread.wakeup:
-            thread.abandoned = True
-            queue_left = tuple(thread.queue)
-            thread.queue.clear()
+        queue_left = self._abandon(thread)
+        if queue_left is None:
+            return
         running = queue_left[0] if queue_left else None
         self._events.put(Lost(worker, running, queue_left[1:], None, None, ended=True))
         if not self._stopping:
@@ -184,10 +194,7 @@ class ThreadPool:
         events = self.wait(0) if self._threads else []
         lost: list[Event] = []
         for worker, thread in self._threads.items():
-            with thread.wakeup:
-                thread.abandoned = True
-                queue_left = tuple(thread.queue)
-                thread.queue.clear()
+            queue_left = self._abandon(thread)
             if queue_left:
                 lost.append(Lost(worker, queue_left[0], queue_left[1:], None, None, ended=True))
         self.shutdown(drop_queued=True)
