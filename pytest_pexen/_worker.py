@@ -147,10 +147,11 @@ class _ReportRelay:
             )
         )
 
-    def take(self, item: pytest.Item) -> dict[str, Any]:
+    def take(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"reports": self.reports, "warnings": self.warnings}
         self.reports, self.warnings = [], []
-        if failed_subtests_key is not None:
+        item = self.item
+        if failed_subtests_key is not None and item is not None:
             # pytest fails a test with failed subtests where its reports are
             # shown (the controller), by a count kept where they ran (here).
             count = self._config.stash[failed_subtests_key].get(getattr(item, "id", item.nodeid), 0)
@@ -346,9 +347,7 @@ def run_worker(
                 else:
                     stopping = True
                     if message[1]:
-                        dropped = [index for _, index in queue]
-                        queue.clear()
-                        channel.send(("dropped", None, dropped))
+                        _drop(queue, channel)
         if not queue:
             if stopping:
                 break
@@ -376,14 +375,18 @@ def run_worker(
             # standing is torn down at the end, like pytest's session end.
             stopping = True
             last = (index, item.parent)
-            if queue:
-                dropped = [index for _, index in queue]
-                queue.clear()
-                channel.send(("dropped", None, dropped))
+            _drop(queue, channel)
     if last is not None and last[1] is not None:
         _finish_teardown(session, items[last[0]], last[0], None, relay, channel)
     _finish(session, channel)
     channel.close()
+
+
+def _drop(queue: deque[tuple[int, int]], channel: Channel) -> None:
+    """Give the queued tests back without running them (the run is stopping)."""
+    if queue:
+        channel.send(("dropped", None, [index for _, index in queue]))
+        queue.clear()
 
 
 def _start(session: pytest.Session, testrunuid: str, channel: Channel) -> None:
@@ -486,7 +489,7 @@ def _attempt(
     # own count must not make it tear everything down after each item.
     session.shouldfail = False
     session.shouldstop = False
-    payload = relay.take(item)
+    payload = relay.take()
     if exit_reason is not None:
         payload["exit"] = exit_reason
     if interrupt is not None:
