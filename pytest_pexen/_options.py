@@ -14,10 +14,7 @@ import pytest
 
 from ._errors import PexenError
 from ._groups import parse_ini_lines, parse_workers
-from ._metadata import AFFINITY_CHOICES
-
-#: The longest time limit accepted, in seconds (a year).
-MAX_SECONDS = 365 * 24 * 3600.0
+from ._metadata import AFFINITY_CHOICES, MAX_TIMEOUT
 #: Affinity of tests whose marker, conftests, option and ini say nothing.
 DEFAULT_AFFINITY = "class"
 
@@ -82,9 +79,9 @@ def seconds(value: Any, source: str) -> float | None:
         limit = float(value)
     except (TypeError, ValueError, OverflowError):
         limit = math.nan
-    if not (math.isfinite(limit) and 0 < limit <= MAX_SECONDS):
+    if not (math.isfinite(limit) and 0 < limit <= MAX_TIMEOUT):
         raise PexenError(
             f"{source} must be a number of seconds greater than 0 and at most "
-            f"{MAX_SECONDS:.0f} (a year), got {value!r}"
+            f"{MAX_TIMEOUT:.0f} (a year), got {value!r}"
         )
     return limit

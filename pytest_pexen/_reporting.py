@@ -201,12 +201,7 @@ class Reporter:
 
     def problem(self, text: str) -> None:
         """Something went wrong around the tests, not in one: say so, in red."""
-        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is None:
-            sys.stderr.write(f"pexen: {text}\n")
-            return
-        terminal.ensure_newline()
-        terminal.write_line(f"pexen: {text}", red=True)
+        say(self._config, text, red=True)
 
     def load(self, data: dict[str, Any]) -> pytest.TestReport:
         report = self._config.hook.pytest_report_from_serializable(config=self._config, data=data)
@@ -281,6 +276,16 @@ def _warning_instance(category: type, text: str) -> Any:
     except Exception:
         pass
     return None
+
+
+def say(config: pytest.Config, text: str, **markup: bool) -> None:
+    """A ``pexen:`` line for the user, on its own line of the terminal (else on stderr)."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        sys.stderr.write(f"pexen: {text}\n")
+        return
+    terminal.ensure_newline()
+    terminal.write_line(f"pexen: {text}", **markup)
 
 
 def _stacks_section(stacks: str) -> tuple[str, str]:

@@ -37,7 +37,6 @@ class PexenSession:
     def __init__(self, config: pytest.Config, options: Options) -> None:
         self._config = config
         self._options = options
-        self._workers = options.workers
         self._loop: RunLoop | None = None
         self._scratch: str | None = None
         #: Names this run to the workers (as pytest-xdist's testrunuid does).
@@ -112,15 +111,15 @@ class PexenSession:
     def _configured_groups(self) -> dict[str, GroupSpec]:
         """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
         config = self._config
-        specs = parse_ini_lines(config.getini("pexen_groups"), self._workers)
+        specs = parse_ini_lines(config.getini("pexen_groups"), self._options.workers)
         for result in config.hook.pytest_pexen_groups(config=config):
             if not isinstance(result, Mapping):
                 raise PexenError(
                     f"pytest_pexen_groups must return a dict of group name to settings, got {result!r}"
                 )
             for name, spec in result.items():
-                specs.append(parse_spec(name, spec, "pytest_pexen_groups", self._workers))
-        return combine(specs, self._workers, self._options.workers_given)
+                specs.append(parse_spec(name, spec, "pytest_pexen_groups", self._options.workers))
+        return combine(specs, self._options.workers, self._options.workers_given)
 
     def _task(self, item: pytest.Item, meta: Meta) -> Task:
         group = meta.group or DEFAULT_GROUP

@@ -7,6 +7,8 @@ from types import ModuleType
 
 import pytest
 
+from .. import _reporting
+
 
 def loaded_plugin(config: pytest.Config, module_name: str) -> ModuleType | None:
     """The plugin module *module_name*, if this run has it registered (never imports it)."""
@@ -23,12 +25,7 @@ def in_worker(config: pytest.Config) -> bool:
 
 def say(config: pytest.Config, text: str) -> None:
     """Tell the user something about a plugin's results, as a ``pexen:`` line in yellow."""
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is None:
-        sys.stderr.write(f"pexen: {text}\n")
-        return
-    terminal.ensure_newline()
-    terminal.write_line(f"pexen: {text}", yellow=True)
+    _reporting.say(config, text, yellow=True)
 
 
 class Items:
