@@ -103,7 +103,7 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, Any] 
     if report.passed and not hasattr(report, "wasxfail"):
         if getattr(report, "pexen_attempts", 1) > 1:
             return "flaky", "f", ("FLAKY", {"yellow": True})
-        if warnings_of(report.user_properties):
+        if report.user_properties and warnings_of(report.user_properties):
             return "warned", "W", ("WARNED", {"yellow": True})
     return None
 

@@ -28,7 +28,9 @@ class Reporter:
 
     def __init__(self, config: pytest.Config) -> None:
         self._config = config
-        self._keywords: dict[str, dict[str, int]] = {}
+        #: The last item whose reports were rebuilt, and its keywords (its
+        #: reports come together; keeping every item's would cost memory).
+        self._keywords: tuple[pytest.Item | None, dict[str, int]] = (None, {})
 
     def finished(
         self, item: pytest.Item, payload: dict[str, Any], timed_out: Running | None = None
@@ -37,6 +39,8 @@ class Reporter:
 
         *timed_out*: the watchdog interrupted it, and it unwound in time.
         """
+        if "location" in payload and "location" not in item.__dict__:
+            item.__dict__["location"] = payload["location"]  # functools.cached_property's slot
         for attempt in payload.get("attempts", ()):
             self._earlier_attempt(item, self._reports_of(item, attempt))
         reports = self._reports_of(item, payload)
@@ -75,9 +79,9 @@ class Reporter:
     def _plain(self, item: pytest.Item, data: tuple[Any, ...]) -> pytest.TestReport:
         """A report the worker sent compact (see :func:`._worker.compact`)."""
         when, outcome, duration, start, stop = data
-        keywords = self._keywords.get(item.nodeid)
-        if keywords is None:
-            keywords = self._keywords[item.nodeid] = {name: 1 for name in item.keywords}
+        if self._keywords[0] is not item:
+            self._keywords = (item, {name: 1 for name in item.keywords})
+        keywords = self._keywords[1]
         return pytest.TestReport(
             nodeid=item.nodeid,
             location=item.location,
@@ -307,7 +311,7 @@ def outcome_of(reports: Sequence[pytest.TestReport]) -> str:
     for report in reports:
         if report.skipped:
             return "xfailed" if hasattr(report, "wasxfail") else "skipped"
-    if any(_api.warnings_of(report.user_properties) for report in reports):
+    if any(report.user_properties and _api.warnings_of(report.user_properties) for report in reports):
         return "warned"
     return "passed"
 

@@ -8,6 +8,7 @@ only when ``--pexen`` is given.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import uuid
 from pathlib import Path
@@ -202,10 +203,6 @@ class PexenSession:
             return True
         assert self._planner is not None
         items = session.items
-        for item in items:
-            # Computed once here, the workers inherit it; else both the
-            # worker (for its reports) and the controller (to log) would.
-            item.location
         tmp_path_factory = getattr(session.config, "_tmp_path_factory", None)
         if tmp_path_factory is not None:
             # Made lazily, it would be made (and emptied) by each worker. The
@@ -225,9 +222,14 @@ class PexenSession:
             dict(self._durations),
             limits,
         )
+        # What collection made lives to the end: the collector need not scan
+        # it again and again, and workers forked from here share its pages
+        # instead of copying those a scan would touch.
+        gc.freeze()
         try:
             loop.run()
         finally:
+            gc.unfreeze()
             self._save_durations(loop.durations)
         if loop.exit_request is not None:
             reason, returncode = loop.exit_request

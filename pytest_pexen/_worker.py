@@ -151,6 +151,10 @@ class _ReportRelay:
         payload: dict[str, Any] = {"reports": self.reports, "warnings": self.warnings}
         self.reports, self.warnings = [], []
         item = self.item
+        if item is not None:
+            # Worked out here for the reports anyway; the controller takes it
+            # rather than working it out again, serially.
+            payload["location"] = item.location
         if failed_subtests_key is not None and item is not None:
             # pytest fails a test with failed subtests where its reports are
             # shown (the controller), by a count kept where they ran (here).
