@@ -201,7 +201,7 @@ class RunLoop:
             self._terminal.release_if_due(time.monotonic())
             if not stopping:
                 self._nap_while_busy(assigned)
-            for event in pool.wait(self._wait_time()):
+            for event in pool.wait(self._wait_time(assigned)):
                 self._handle(event, pool)
             self._track_starts(pool.assigned())
             self._check_clocks(pool)
@@ -263,6 +263,17 @@ class RunLoop:
         running = self._watchdog.current(worker)
         return running is not None and now - running.started >= LONG_SECONDS
 
+    def _take_back_due(self, assigned: Mapping[str, Sequence[int]]) -> float | None:
+        """When the first running test with tests queued behind it becomes a long one."""
+        due = None
+        now = time.monotonic()
+        for worker, queue in assigned.items():
+            running = self._watchdog.current(worker)
+            if len(queue) > 1 and running is not None and running.started + LONG_SECONDS > now:
+                becomes_long = running.started + LONG_SECONDS
+                due = becomes_long if due is None else min(due, becomes_long)
+        return due
+
     def _take_back_from_long_tests(self, pool: Pool) -> None:
         """Tests queued behind a long one go back to the planner, for free workers."""
         now = time.monotonic()
@@ -291,8 +302,8 @@ class RunLoop:
             if head is not None:
                 self._watchdog.started(worker, head, now, self._limits.timeouts.get(head))
 
-    def _wait_time(self) -> float | None:
-        deadlines = [self._watchdog.next_deadline(), self._session_deadline]
+    def _wait_time(self, assigned: Mapping[str, Sequence[int]]) -> float | None:
+        deadlines = [self._watchdog.next_deadline(), self._session_deadline, self._take_back_due(assigned)]
         known = [d for d in deadlines if d is not None]
         timeout = max(0.0, min(known) - time.monotonic()) if known else None
         if timeout is None or timeout > _SIGNAL_LATENCY:
