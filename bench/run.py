@@ -1,17 +1,23 @@
 """Benchmark pytest --pexen against plain pytest and pytest-xdist.
 
-Run from the repository root as ``python bench/run.py``. Three parts, each on
+Run from the repository root as ``python bench/run.py``. Four parts, each on
 a suite generated in a temporary directory:
 
-1. Throughput on trivial tests: plain pytest, ``pytest -n W`` (xdist) and
-   ``pytest --pexen --pexen-workers=W``, timed as whole commands, repeated
-   with the order of modes rotated each round; prints median and min.
+1. Trivial tests at each size of ``--sizes`` (default 2,000 and 20,000):
+   plain pytest, ``pytest -n W`` (xdist) and ``pytest --pexen
+   --pexen-workers=W`` (at the first size also with ``--pexen-timeout=60``),
+   each timed as a whole command and again with ``--collect-only``, whose
+   difference is the run phase; and the peak RSS of the main pytest process,
+   which the suite's conftest.py records. Rounds with the order rotated
+   each round, after a warm-up round; medians, and ratios to plain pytest.
+   Targets: pexen's run phase at most 0.60x plain's at 20,000 tests, its
+   total at most 0.85x at 2,000, its controller RSS at most 1.30x at 20,000.
 2. Scheduling quality on a DAG of sleeping tests (a chain, diamonds and
    independent tests linked by ``pexen`` marker requires/provides): the
    makespan of a ``--pexen`` run against the lower bound
-   max(critical path, total work / workers), and a check, from the recorded
-   timestamps, that no test started before all providers of its
-   requirements had ended.
+   max(critical path, total work / workers), target at most 1.05, and a
+   check, from the recorded timestamps, that no test started before all
+   providers of its requirements had ended.
 3. Locks and groups drill: sleeping tests that claim (exclusive) or use
    (shared) resources, in three exclusivity groups with 1, ``--workers`` and
    3 workers. Checks from the timestamps that no claim overlapped another
@@ -19,13 +25,20 @@ a suite generated in a temporary directory:
    dependency-then-configuration order, that no group ran more tests at once
    than its workers, and dependency order; prints each group's makespan
    against max(critical path, work / workers, work on the busiest claimed
-   resource), and the gaps between groups.
+   resource), target at most 1.05, and the gaps between groups.
+4. Long tests behind short ones: 50 tests that return at once and 4 that
+   sleep 2 s, in four file layouts. Per layout, xdist once and pexen twice
+   with pytest's cache on (a directory per layout): the first pexen run has
+   no recorded durations, the second has the first's. Each run's makespan
+   against max(longest test, work / workers), target at most 1.10 for pexen.
 
 Every pytest runs as a subprocess with plugin autoloading off and its
-plugins loaded with ``-p``, so other installed plugins do not skew results.
-Exit status: 0 when everything ran, 1 on a violation (dependency order in
-part 2; locks, groups, concurrency or dependency order in part 3), 2 when a
-pytest run failed or reported unexpected outcomes.
+plugins loaded with ``-p``, so other installed plugins do not skew results;
+the cache plugin is off except for pexen in part 4. A summary lists every
+target with its measured figure and PASS or MISSED. Exit status: 0 when
+everything ran (whether targets were met or MISSED), 1 on a violation
+(dependency order in part 2; locks, groups, concurrency or dependency order
+in part 3), 2 when a pytest run failed or reported unexpected outcomes.
 """
 
 from __future__ import annotations
@@ -44,12 +57,15 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
-PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+PYTEST = (sys.executable, "-m", "pytest", "-q")
+#: Added to every pytest command unless the run is given a cache directory.
+NO_CACHE = ("-p", "no:cacheprovider")
 TIMES_ENV = "PEXEN_BENCH_TIMES"
 TESTS_PER_MODULE = 100
-TARGET_RATIO = 1.10
+#: Makespan over its lower bound, in the DAG (part 2) and the drill (part 3).
+BOUND_TARGET = 1.05
 IGNORED_COUNTS = frozenset({"warning", "warnings"})
 MARKER_LINE = "pexen: pytest-pexen scheduling metadata"
 
@@ -72,6 +88,14 @@ class Mode:
 
     name: str
     args: tuple[str, ...]
+
+    @property
+    def collects_only(self) -> bool:
+        return "--collect-only" in self.args
+
+    def collecting(self) -> Mode:
+        """The same command, stopped after collection."""
+        return Mode(f"{self.name} --collect-only", (*self.args, "--collect-only"))
 
 
 PLAIN = Mode("pytest", ())
@@ -112,19 +136,37 @@ def outcome_counts(output: str) -> dict[str, int]:
     return {word: int(count) for count, word in re.findall(r"(\d+) (\w+)", lines[-1])}
 
 
-def run_pytest(suite: Path, mode: Mode, expected: int, env: Mapping[str, str]) -> float:
-    """Run *mode* on *suite*; its wall time in seconds, once checked to pass."""
-    command = [*PYTEST, *mode.args]
+def expected_counts(mode: Mode, tests: int) -> dict[str, int]:
+    """What pytest's summary line must count: passed tests, or collected ones."""
+    if mode.collects_only:
+        return {"test" if tests == 1 else "tests": tests}
+    return {"passed": tests}
+
+
+def run_pytest(
+    suite: Path,
+    mode: Mode,
+    expected: int,
+    env: Mapping[str, str],
+    *,
+    cache_dir: Path | None = None,
+) -> float:
+    """Run *mode* on *suite*; its wall time in seconds, once checked to pass
+    (or, with --collect-only, to collect) *expected* tests. pytest's cache
+    plugin is off unless a *cache_dir* is given."""
+    cache = ("-o", f"cache_dir={cache_dir}") if cache_dir else NO_CACHE
+    command = [*PYTEST, *cache, *mode.args]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=suite, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     counts = outcome_counts(proc.stdout)
     outcomes = {word: n for word, n in counts.items() if word not in IGNORED_COUNTS}
-    if proc.returncode != 0 or outcomes != {"passed": expected}:
+    wanted = expected_counts(mode, expected)
+    if proc.returncode != 0 or outcomes != wanted:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
         raise BenchError(
             f"{mode.name} on {suite}: exit code {proc.returncode}, outcomes {outcomes}, "
-            f"expected {{'passed': {expected}}}\n  command: {' '.join(command)}\n{tail}"
+            f"expected {wanted}\n  command: {' '.join(command)}\n{tail}"
         )
     return seconds
 
@@ -134,7 +176,84 @@ def write_ini(root: Path) -> None:
     (root / "pytest.ini").write_text(f"[pytest]\nmarkers =\n    {MARKER_LINE}\n")
 
 
-# -- part 1: trivial-test throughput ---------------------------------------
+def print_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], left: Collection[int] = (0,)
+) -> None:
+    """Columns as wide as their widest cell; those in *left* aligned left, others right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            cell.ljust(width) if i in left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ]
+        print("  " + "  ".join(cells).rstrip())
+
+
+def verdict(ratio: float, limit: float) -> str:
+    return "PASS" if ratio <= limit else "MISSED"
+
+
+def checked(violations: int) -> str:
+    return f"{violations} VIOLATIONS" if violations else "OK"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A ratio the issue sets an upper limit on; *ratio* is None when this run
+    did not measure it, and *why* then says why."""
+
+    what: str
+    ratio: float | None
+    limit: float
+    why: str = ""
+
+    def cells(self) -> tuple[str, str, str]:
+        limit = f"<= {self.limit:.2f}"
+        if self.ratio is None:
+            return self.what, limit, f"not measured ({self.why})"
+        return self.what, limit, f"{self.ratio:.3f} {verdict(self.ratio, self.limit)}"
+
+
+def print_targets(targets: Sequence[Target]) -> None:
+    print_table(("target", "limit", "measured"), [t.cells() for t in targets], left=(0, 2))
+
+
+# -- part 1: trivial tests at several sizes --------------------------------
+
+RSS_ENV = "PEXEN_BENCH_RSS"
+#: Suites of at least this many tests get --repeat-large rounds, not --repeat.
+LARGE_SUITE = 10_000
+
+#: Records the peak RSS of the main pytest process (KiB on Linux). Workers,
+#: xdist's and pexen's, have PYTEST_XDIST_WORKER set and record nothing.
+RSS_CONFTEST = f'''import os
+import resource
+
+
+def pytest_unconfigure(config):
+    path = os.environ.get("{RSS_ENV}")
+    if path and "PYTEST_XDIST_WORKER" not in os.environ:
+        with open(path, "w") as file:
+            file.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+'''
+
+
+@dataclass(frozen=True)
+class SizeTarget:
+    """What the issue asks of pexen against plain pytest at one suite size:
+    pexen's *figure* (a `ModeResult` attribute) at most *limit* times plain's."""
+
+    tests: int
+    figure: str
+    label: str
+    limit: float
+
+
+SIZE_TARGETS = (
+    SizeTarget(20_000, "run_phase", "run phase", 0.60),
+    SizeTarget(2_000, "total", "total wall time", 0.85),
+    SizeTarget(20_000, "rss_mib", "controller peak RSS", 1.30),
+)
 
 
 def write_trivial_suite(root: Path, tests: int) -> None:
@@ -150,35 +269,159 @@ def rotated(items: Sequence[Mode], shift: int) -> list[Mode]:
     return [*items[shift:], *items[:shift]]
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One run: its wall time, and the main pytest process's peak RSS."""
+
+    seconds: float
+    rss_mib: float
+
+
+def sampled_run(suite: Path, mode: Mode, tests: int, env: Mapping[str, str]) -> Sample:
+    rss_file = suite / "rss.txt"
+    rss_file.unlink(missing_ok=True)
+    seconds = run_pytest(suite, mode, tests, {**env, RSS_ENV: str(rss_file)})
+    if not rss_file.exists():
+        raise BenchError(f"{mode.name} on {suite}: conftest.py recorded no peak RSS")
+    return Sample(seconds, int(rss_file.read_text()) / 1024)
+
+
+@dataclass(frozen=True)
+class ModeResult:
+    """One mode at one size: medians over the timed rounds, in seconds and MiB."""
+
+    name: str
+    total: float
+    collect: float
+    rss_mib: float
+
+    @property
+    def run_phase(self) -> float:
+        """Wall time beyond collection: the whole run less the --collect-only run."""
+        return self.total - self.collect
+
+    @classmethod
+    def of(cls, name: str, runs: Sequence[Sample], collections: Sequence[Sample]) -> ModeResult:
+        return cls(
+            name=name,
+            total=statistics.median(sample.seconds for sample in runs),
+            collect=statistics.median(sample.seconds for sample in collections),
+            rss_mib=statistics.median(sample.rss_mib for sample in runs),
+        )
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    """Part 1 at one suite size; *modes* by name, plain pytest first."""
+
+    tests: int
+    modes: dict[str, ModeResult]
+
+    def vs_plain(self, mode: str, figure: str) -> float:
+        """*mode*'s *figure* (a `ModeResult` attribute) over plain pytest's."""
+        return getattr(self.modes[mode], figure) / getattr(self.modes[PLAIN.name], figure)
+
+
+def timed_rounds(
+    suite: Path, env: Mapping[str, str], tests: int, modes: Sequence[Mode], rounds: int
+) -> dict[str, list[Sample]]:
+    """Samples of each mode and of its --collect-only run, by name: *rounds*
+    rounds, the order rotated each round, after one untimed warm-up round."""
+    runs = [run for mode in modes for run in (mode, mode.collecting())]
+    for mode in runs:
+        sampled_run(suite, mode, tests, env)
+    samples: dict[str, list[Sample]] = {mode.name: [] for mode in runs}
+    for round_index in range(rounds):
+        for mode in rotated(runs, round_index):
+            samples[mode.name].append(sampled_run(suite, mode, tests, env))
+        spent = ", ".join(
+            f"{mode.name} {samples[mode.name][-1].seconds:.2f}s "
+            f"({samples[mode.collecting().name][-1].seconds:.2f}s)"
+            for mode in modes
+        )
+        print(f"  round {round_index + 1}/{rounds}: {spent}", flush=True)
+    return samples
+
+
+def bench_size(
+    root: Path, env: Mapping[str, str], tests: int, modes: Sequence[Mode], rounds: int
+) -> SizeResult:
+    root.mkdir()
+    write_trivial_suite(root, tests)
+    (root / "conftest.py").write_text(RSS_CONFTEST)
+    samples = timed_rounds(root, env, tests, modes, rounds)
+    results = {
+        mode.name: ModeResult.of(mode.name, samples[mode.name], samples[mode.collecting().name])
+        for mode in modes
+    }
+    return SizeResult(tests, results)
+
+
+def print_size(result: SizeResult) -> None:
+    header = (
+        "mode", "total s", "collect s", "run s", "total/plain", "run/plain", "RSS MiB",
+        "RSS/plain",
+    )
+    rows = [
+        (
+            name, f"{mode.total:.3f}", f"{mode.collect:.3f}", f"{mode.run_phase:.3f}",
+            f"{result.vs_plain(name, 'total'):.2f}x", f"{result.vs_plain(name, 'run_phase'):.2f}x",
+            f"{mode.rss_mib:.1f}", f"{result.vs_plain(name, 'rss_mib'):.2f}x",
+        )
+        for name, mode in result.modes.items()
+    ]
+    print_table(header, rows)
+
+
+def size_targets(sizes: Sequence[SizeResult] | None, workers: int) -> list[Target]:
+    """Part 1's targets, from the sizes measured (None: part 1 skipped)."""
+    by_tests = {size.tests: size for size in sizes or ()}
+    pexen = pexen_mode(workers).name
+    targets = []
+    for target in SIZE_TARGETS:
+        what = f"{target.tests} tests: pexen {target.label} / plain's"
+        size = by_tests.get(target.tests)
+        if size is None:
+            why = "part 1 skipped" if sizes is None else f"{target.tests} not in --sizes"
+            targets.append(Target(what, None, target.limit, why))
+        else:
+            targets.append(Target(what, size.vs_plain(pexen, target.figure), target.limit))
+    return targets
+
+
+def print_watchdog_cost(result: SizeResult, workers: int) -> None:
+    watched = result.modes[pexen_timeout_mode(workers).name].total
+    unwatched = result.modes[pexen_mode(workers).name].total
+    per_test_ms = (watched - unwatched) / result.tests * 1000
+    print(
+        f"  watchdog cost with a limit on every test: {per_test_ms:+.4f} ms per test "
+        "(median difference; its bookkeeping runs in both pexen modes)"
+    )
+
+
 def bench_throughput(
-    root: Path, env: Mapping[str, str], tests: int, repeat: int, workers: int
-) -> dict[str, list[float]]:
-    """Wall times of each mode, *repeat* rounds after one untimed warm-up round."""
-    all_modes = [PLAIN, xdist_mode(workers), pexen_mode(workers), pexen_timeout_mode(workers)]
-    for mode in all_modes:
-        run_pytest(root, mode, tests, env)
-    times: dict[str, list[float]] = {mode.name: [] for mode in all_modes}
-    for round_index in range(repeat):
-        spent = []
-        for mode in rotated(all_modes, round_index):
-            seconds = run_pytest(root, mode, tests, env)
-            times[mode.name].append(seconds)
-            spent.append(f"{mode.name} {seconds:.2f}s")
-        print(f"  round {round_index + 1}/{repeat}: " + ", ".join(spent), flush=True)
-    return times
-
-
-def print_throughput_table(times: dict[str, list[float]]) -> dict[str, float]:
-    """Print the table; returns each mode's median relative to plain pytest."""
-    baseline = statistics.median(times[PLAIN.name])
-    width = max(len(name) for name in times) + 2
-    print(f"  {'mode':<{width}}{'median s':>10}{'min s':>10}{'vs plain':>11}")
-    ratios = {}
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        ratios[name] = median / baseline
-        print(f"  {name:<{width}}{median:>10.3f}{min(samples):>10.3f}{ratios[name]:>10.2f}x")
-    return ratios
+    root: Path, env: Mapping[str, str], sizes: Sequence[tuple[int, int]], workers: int
+) -> list[SizeResult]:
+    """Part 1 at each (tests, rounds) of *sizes*; the watchdog mode at the first only."""
+    root.mkdir()
+    results = []
+    for index, (tests, rounds) in enumerate(sizes):
+        modes = [PLAIN, xdist_mode(workers), pexen_mode(workers)]
+        if index == 0:
+            modes.append(pexen_timeout_mode(workers))
+        print(
+            f"\n  {tests} tests, {rounds} round{'s' if rounds != 1 else ''} after a warm-up "
+            "round (each mode's --collect-only time in parentheses)"
+        )
+        result = bench_size(root / str(tests), env, tests, modes, rounds)
+        print_size(result)
+        if index == 0:
+            print_watchdog_cost(result, workers)
+        measured = [t for t in size_targets([result], workers) if t.ratio is not None]
+        if measured:
+            print_targets(measured)
+        results.append(result)
+    return results
 
 
 # -- part 2: a DAG of sleeping tests ---------------------------------------
@@ -272,15 +515,17 @@ def _sleep_and_record(name: str, seconds: float) -> None:
 
 
 def sleeper_source(test: Sleeper) -> str:
-    fields = [f"requires={list(test.requires)!r}", f"provides={list(test.provides)!r}"]
-    for name, value in (("claims", test.claims), ("uses", test.uses)):
-        if value:
-            fields.append(f"{name}={list(value)!r}")
+    """The test's source; a pexen marker only when it has metadata."""
+    lists = {
+        "requires": test.requires, "provides": test.provides, "claims": test.claims,
+        "uses": test.uses,
+    }
+    fields = [f"{name}={list(value)!r}" for name, value in lists.items() if value]
     if test.group is not None:
         fields.append(f"group={test.group!r}")
-    marker = f"pexen({', '.join(fields)})"
+    marker = f"@pytest.mark.pexen({', '.join(fields)})\n" if fields else ""
     return (
-        f"\n\n@pytest.mark.{marker}\n"
+        f"\n\n{marker}"
         f"def {test.name}():\n"
         f"    _sleep_and_record({test.name!r}, {test.seconds!r})\n"
     )
@@ -375,13 +620,25 @@ class DagResult:
         return self.makespan / self.bound
 
 
-def timed_dag_run(
-    root: Path, env: Mapping[str, str], mode: Mode, tests: Sequence[Sleeper]
+def span(times: Times) -> float:
+    """Seconds from the first test's start to the last test's end."""
+    return max(end for _, end in times.values()) - min(start for start, _ in times.values())
+
+
+def timed_sleeper_run(
+    root: Path,
+    env: Mapping[str, str],
+    mode: Mode,
+    tests: Sequence[Sleeper],
+    *,
+    cache_dir: Path | None = None,
 ) -> tuple[float, Times]:
-    """Wall time of *mode* on the DAG suite, and each test's (start, end)."""
+    """Wall time of *mode* on a suite of sleepers, and each test's (start, end)."""
     label = re.sub(r"\W+", "-", mode.name)
     times_file = root / f"times-{label}.txt"
-    seconds = run_pytest(root, mode, len(tests), {**env, TIMES_ENV: str(times_file)})
+    times_file.unlink(missing_ok=True)
+    env = {**env, TIMES_ENV: str(times_file)}
+    seconds = run_pytest(root, mode, len(tests), env, cache_dir=cache_dir)
     times = read_times(times_file)
     if set(times) != {test.name for test in tests}:
         raise BenchError(f"{mode.name}: recorded tests differ from the suite: {sorted(times)}")
@@ -392,17 +649,16 @@ def bench_dag(
     root: Path, env: Mapping[str, str], tests: Sequence[Sleeper], workers: int
 ) -> DagResult:
     write_dag_suite(root, tests)
-    serial_seconds, _ = timed_dag_run(root, env, PLAIN, tests)
-    pexen_seconds, times = timed_dag_run(root, env, pexen_mode(workers), tests)
+    serial_seconds, _ = timed_sleeper_run(root, env, PLAIN, tests)
+    pexen_seconds, times = timed_sleeper_run(root, env, pexen_mode(workers), tests)
     links = edges(tests)
     durations = {name: end - start for name, (start, end) in times.items()}
     work = sum(durations.values())
     critical = critical_path(durations, links)
-    makespan = max(end for _, end in times.values()) - min(start for start, _ in times.values())
     return DagResult(
         serial_seconds=serial_seconds,
         pexen_seconds=pexen_seconds,
-        makespan=makespan,
+        makespan=span(times),
         work=work,
         critical=critical,
         bound=max(critical, work / workers),
@@ -411,13 +667,9 @@ def bench_dag(
     )
 
 
-def verdict(ratio: float) -> str:
-    return "met" if ratio <= TARGET_RATIO else "MISSED"
-
-
 def print_dag(result: DagResult, workers: int) -> None:
     bound = f"lower bound max({result.critical:.2f}, {result.work:.2f}/{workers})"
-    target = f"target <= {TARGET_RATIO:.2f}: {verdict(result.ratio)}"
+    target = f"target <= {BOUND_TARGET:.2f}: {verdict(result.ratio, BOUND_TARGET)}"
     order = "VIOLATED" if result.violations else "OK"
     rows = [
         ("plain pytest wall time (serial)", f"{result.serial_seconds:.2f} s"),
@@ -703,7 +955,7 @@ def bench_drill(
 ) -> DrillResult:
     workers = drill_workers(default_workers)
     write_drill_suite(root, tests)
-    pexen_seconds, times = timed_dag_run(root, env, pexen_mode(default_workers), tests)
+    pexen_seconds, times = timed_sleeper_run(root, env, pexen_mode(default_workers), tests)
     members: dict[str, list[Sleeper]] = {}
     for test in tests:
         members.setdefault(group_of(test), []).append(test)
@@ -744,19 +996,14 @@ def print_drill(result: DrillResult) -> None:
         rows.append((
             g.name, str(g.tests), str(g.workers), f"{g.makespan:.2f}", f"{g.critical:.2f}",
             f"{g.work:.2f}/{g.workers}", busiest, f"{g.bound:.2f}",
-            f"{g.ratio:.3f} {verdict(g.ratio)}",
+            f"{g.ratio:.3f} {verdict(g.ratio, BOUND_TARGET)}",
         ))
     rows.append((
         "all", str(sum(g.tests for g in result.groups)), "", f"{result.makespan:.2f}",
-        "", "", "", f"{result.bound:.2f}", f"{result.ratio:.3f} {verdict(result.ratio)}",
+        "", "", "", f"{result.bound:.2f}",
+        f"{result.ratio:.3f} {verdict(result.ratio, BOUND_TARGET)}",
     ))
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [
-            cell.ljust(width) if i in (0, 6, 8) else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths))
-        ]
-        print("  " + "  ".join(cells).rstrip())
+    print_table(header, rows, left=(0, 6, 8))
     gaps = ", ".join(
         f"{a.name} -> {b.name} {b.first_start - a.last_end:.3f} s"
         for a, b in zip(result.groups, result.groups[1:])
@@ -764,7 +1011,7 @@ def print_drill(result: DrillResult) -> None:
     total_gap = sum(b.first_start - a.last_end for a, b in zip(result.groups, result.groups[1:]))
     print("  makespan: first start to last end per group; 'all' sums them (gaps excluded)")
     print("  bound: max(critical path, work/workers, work claiming the busiest resource);")
-    print(f"  'all' sums them; target <= {TARGET_RATIO:.2f}")
+    print(f"  'all' sums them; target <= {BOUND_TARGET:.2f}")
     print(f"  gaps between groups (pool start-up): {gaps or 'none'} (total {total_gap:.3f} s)")
     wall = result.pexen_seconds
     print(f"  pexen wall time (startup, collection and gaps included): {wall:.2f} s")
@@ -778,10 +1025,146 @@ def print_drill(result: DrillResult) -> None:
     }
     width = max(len(name) for name in counts) + 2
     for check, problems in result.violations.items():
-        status = f"{len(problems)} VIOLATIONS" if problems else "OK"
-        print(f"  {check + ':':<{width}}{status} ({counts[check]})")
+        print(f"  {check + ':':<{width}}{checked(len(problems))} ({counts[check]})")
         for problem in problems:
             print(f"    {problem}")
+
+
+# -- part 4: long tests behind short ones ----------------------------------
+
+FAST_TESTS = 50
+FAST_PER_MODULE = 10
+SLOW_TESTS = 4
+SLOW_SECONDS = 2.0
+#: The key under which pexen keeps durations in pytest's cache.
+DURATIONS_KEY = "pexen/durations"
+#: Makespan over its lower bound, for every pexen run of part 4.
+LONG_TARGET = 1.10
+
+
+def layout_suite(modules: Sequence[Sequence[str]]) -> list[Sleeper]:
+    """Sleepers from lists of test names, one list per module, in collection order."""
+    return [
+        Sleeper(name, f"test_{index:02d}", SLOW_SECONDS if name.startswith("test_slow") else 0.0)
+        for index, names in enumerate(modules, start=1)
+        for name in names
+    ]
+
+
+def long_test_layouts() -> dict[str, list[Sleeper]]:
+    """The suites of part 4 by layout: 50 fast tests in modules of 10, and the
+    4 slow ones first, last, in a module of their own in the middle, or one
+    after every 10 fast tests."""
+    fast = [f"test_fast_{i:02d}" for i in range(FAST_TESTS)]
+    slow = [f"test_slow_{i}" for i in range(SLOW_TESTS)]
+    chunks = [fast[i : i + FAST_PER_MODULE] for i in range(0, FAST_TESTS, FAST_PER_MODULE)]
+    layouts = {
+        "first": [slow + chunks[0], *chunks[1:]],
+        "last": [*chunks[:-1], chunks[-1] + slow],
+        "own module": [*chunks[:2], slow, *chunks[2:]],
+        "interleaved": [chunks[0], *([test, *chunk] for test, chunk in zip(slow, chunks[1:]))],
+    }
+    return {name: layout_suite(modules) for name, modules in layouts.items()}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One run of a part 4 suite, from its recorded times; seconds."""
+
+    wall: float
+    makespan: float
+    longest: float
+    work: float
+    workers: int
+
+    @classmethod
+    def of(cls, wall: float, times: Times, workers: int) -> Schedule:
+        durations = [end - start for start, end in times.values()]
+        return cls(wall, span(times), max(durations), sum(durations), workers)
+
+    @property
+    def bound(self) -> float:
+        return max(self.longest, self.work / self.workers)
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan / self.bound
+
+
+@dataclass(frozen=True)
+class LayoutResult:
+    """Part 4 on one layout: pexen with no recorded durations, pexen with the
+    first run's, and xdist for comparison."""
+
+    name: str
+    first: Schedule
+    second: Schedule
+    xdist: Schedule
+
+
+def bench_layout(
+    root: Path, env: Mapping[str, str], name: str, tests: Sequence[Sleeper], workers: int
+) -> LayoutResult:
+    """xdist, then pexen twice with a cache directory of its own: the first
+    run finds no durations, the second those the first recorded."""
+    root.mkdir()
+    write_ini(root)
+    write_sleepers(root, tests, reverse=False)
+
+    def schedule(mode: Mode, cache_dir: Path | None = None) -> Schedule:
+        wall, times = timed_sleeper_run(root, env, mode, tests, cache_dir=cache_dir)
+        return Schedule.of(wall, times, workers)
+
+    xdist = schedule(xdist_mode(workers))
+    cache = root / ".cache"
+    first = schedule(pexen_mode(workers), cache)
+    if not (cache / "v" / DURATIONS_KEY).exists():
+        raise BenchError(f"layout {name!r}: pexen recorded no durations in {cache}")
+    second = schedule(pexen_mode(workers), cache)
+    return LayoutResult(name, first, second, xdist)
+
+
+def long_test_runs(result: LayoutResult, workers: int) -> list[tuple[str, Schedule, bool]]:
+    """(run, schedule, whether the target applies) in the order printed."""
+    return [
+        ("pexen 1st run", result.first, True),
+        ("pexen 2nd run", result.second, True),
+        (xdist_mode(workers).name, result.xdist, False),
+    ]
+
+
+def print_layouts(results: Sequence[LayoutResult], workers: int) -> None:
+    header = ("layout", "run", "wall s", "makespan s", "bound s", "makespan/bound")
+    rows = []
+    for result in results:
+        for index, (run, schedule, targeted) in enumerate(long_test_runs(result, workers)):
+            ratio = f"{schedule.ratio:.3f}"
+            if targeted:
+                ratio += f" {verdict(schedule.ratio, LONG_TARGET)}"
+            rows.append((
+                result.name if index == 0 else "", run, f"{schedule.wall:.2f}",
+                f"{schedule.makespan:.2f}", f"{schedule.bound:.2f}", ratio,
+            ))
+    print_table(header, rows, left=(0, 1, 5))
+    print("  makespan: first test start to last test end; bound: max(longest test, work/workers)")
+    print(f"  from the run's own durations; target for pexen <= {LONG_TARGET:.2f}")
+
+
+def layout_targets(results: Sequence[LayoutResult], workers: int) -> list[Target]:
+    return [
+        Target(f"long tests {result.name}, {run}: makespan / bound", schedule.ratio, LONG_TARGET)
+        for result in results
+        for run, schedule, targeted in long_test_runs(result, workers)
+        if targeted
+    ]
+
+
+def bench_long_tests(root: Path, env: Mapping[str, str], workers: int) -> list[LayoutResult]:
+    root.mkdir()
+    return [
+        bench_layout(root / re.sub(r"\W+", "-", name), env, name, tests, workers)
+        for name, tests in long_test_layouts().items()
+    ]
 
 
 # -- command line ----------------------------------------------------------
@@ -794,13 +1177,22 @@ def positive(text: str) -> int:
     return value
 
 
+def sizes(text: str) -> list[int]:
+    return [positive(item) for item in text.split(",")]
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--tests", type=positive, default=2000, help="trivial tests in part 1 (default 2000)")
-    add("--repeat", type=positive, default=5, help="timed rounds per mode in part 1 (default 5)")
+    add("--sizes", type=sizes, default=[2_000, 20_000],
+        help="comma-separated trivial-suite sizes for part 1 (default 2000,20000)")
+    add("--repeat", type=positive, default=5,
+        help=f"timed rounds in part 1 for sizes under {LARGE_SUITE} (default 5)")
+    add("--repeat-large", type=positive, default=3,
+        help=f"timed rounds in part 1 for sizes of {LARGE_SUITE} or more (default 3)")
     add("--workers", type=positive, default=2,
-        help="xdist/pexen workers in parts 1 and 2, and of the default group in part 3 (default 2)")
+        help="xdist/pexen workers in parts 1, 2 and 4, and of the default group in part 3 "
+        "(default 2)")
     add("--skip-throughput", action="store_true", help="skip part 1 (the slowest part)")
     return parser.parse_args(argv)
 
@@ -811,32 +1203,44 @@ def print_header() -> None:
     print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs")
 
 
-def run_parts(
-    args: argparse.Namespace, tmp: Path
-) -> tuple[dict[str, float] | None, DagResult, DrillResult]:
+@dataclass(frozen=True)
+class Results:
+    """Everything measured; *sizes* is None when part 1 was skipped."""
+
+    sizes: list[SizeResult] | None
+    dag: DagResult
+    drill: DrillResult
+    layouts: list[LayoutResult]
+
+    def targets(self, workers: int) -> list[Target]:
+        return [
+            *size_targets(self.sizes, workers),
+            Target("DAG: makespan / lower bound", self.dag.ratio, BOUND_TARGET),
+            Target("drill: makespan / lower bound", self.drill.ratio, BOUND_TARGET),
+            *layout_targets(self.layouts, workers),
+        ]
+
+    @property
+    def violations(self) -> int:
+        return len(self.dag.violations) + self.drill.violation_count
+
+
+def run_parts(args: argparse.Namespace, tmp: Path) -> Results:
     env = pytest_env(tmp / "pycache")
-    ratios = None
+    size_results = None
     if not args.skip_throughput:
-        trivial = tmp / "trivial"
-        trivial.mkdir()
-        rounds = f"{args.repeat} round{'s' if args.repeat != 1 else ''}"
-        print(f"\n[1] {args.tests} trivial tests, {rounds} after a warm-up round")
-        write_trivial_suite(trivial, args.tests)
-        times = bench_throughput(trivial, env, args.tests, args.repeat, args.workers)
-        ratios = print_throughput_table(times)
-        watched = statistics.median(times[pexen_timeout_mode(args.workers).name])
-        unwatched = statistics.median(times[pexen_mode(args.workers).name])
-        per_test_ms = (watched - unwatched) / args.tests * 1000
-        print(
-            f"  watchdog cost with a limit on every test: {per_test_ms:+.4f} ms per test "
-            "(median difference; its bookkeeping runs in both pexen modes)"
-        )
+        print(f"\n[1] trivial tests, {args.workers} workers, at {len(args.sizes)} sizes")
+        rounds = [
+            (tests, args.repeat_large if tests >= LARGE_SUITE else args.repeat)
+            for tests in args.sizes
+        ]
+        size_results = bench_throughput(tmp / "trivial", env, rounds, args.workers)
     dag = tmp / "dag"
     dag.mkdir()
     tests = dag_suite()
     print(f"\n[2] DAG of {len(tests)} sleeping tests, {args.workers} workers")
-    result = bench_dag(dag, env, tests, args.workers)
-    print_dag(result, args.workers)
+    dag_result = bench_dag(dag, env, tests, args.workers)
+    print_dag(dag_result, args.workers)
     drill = tmp / "drill"
     drill.mkdir()
     tests = drill_suite()
@@ -844,42 +1248,35 @@ def run_parts(
     print(f"\n[3] locks and groups drill: {len(tests)} sleeping tests, workers by group: {groups}")
     drill_result = bench_drill(drill, env, tests, args.workers)
     print_drill(drill_result)
-    return ratios, result, drill_result
+    print(
+        f"\n[4] long tests behind short ones: {FAST_TESTS} tests of ~0 s and {SLOW_TESTS} of "
+        f"{SLOW_SECONDS:g} s, {args.workers} workers"
+    )
+    layouts = bench_long_tests(tmp / "long", env, args.workers)
+    print_layouts(layouts, args.workers)
+    return Results(size_results, dag_result, drill_result, layouts)
 
 
-def print_summary(
-    ratios: Mapping[str, float] | None, result: DagResult, drill: DrillResult
-) -> None:
-    parts = []
-    if ratios is not None:
-        others = {name: ratio for name, ratio in ratios.items() if name != PLAIN.name}
-        relative = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in others.items())
-        parts.append(f"trivial-test wall time vs plain pytest: {relative}")
-    order = f"{len(result.violations)} VIOLATIONS" if result.violations else "OK"
-    parts.append(
-        f"DAG makespan {result.ratio:.3f}x its lower bound "
-        f"(target <= {TARGET_RATIO:.2f} {verdict(result.ratio)}); dependency order {order}"
-    )
-    checks = f"{drill.violation_count} VIOLATIONS" if drill.violation_count else "OK"
-    parts.append(
-        f"drill makespan {drill.ratio:.3f}x its lower bound "
-        f"(target <= {TARGET_RATIO:.2f} {verdict(drill.ratio)}); locks, groups, concurrency "
-        f"and order {checks}"
-    )
-    print("\nsummary: " + "; ".join(parts))
+def print_summary(results: Results, workers: int, seconds: float) -> None:
+    print("\nsummary (a MISSED target does not change the exit status):")
+    print_targets(results.targets(workers))
+    print(f"  DAG dependency order: {checked(len(results.dag.violations))}")
+    print(f"  drill locks, groups, concurrency and order: {checked(results.drill.violation_count)}")
+    print(f"  took {seconds / 60:.1f} min")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print_header()
+    start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="pexen-bench-") as tmp:
-            ratios, result, drill = run_parts(args, Path(tmp))
+            results = run_parts(args, Path(tmp))
     except BenchError as error:
         print(f"\nbench: FAILED: {error}", file=sys.stderr)
         return 2
-    print_summary(ratios, result, drill)
-    return 1 if result.violations or drill.violation_count else 0
+    print_summary(results, args.workers, time.perf_counter() - start)
+    return 1 if results.violations else 0
 
 
 if __name__ == "__main__":
