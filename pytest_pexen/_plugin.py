@@ -13,6 +13,8 @@ import pytest
 from . import _api
 from ._errors import PexenError
 
+#: Name under which the xUnit writer is registered (workers unregister it).
+XUNIT_PLUGIN = "pexen-xunit"
 #: --pexen-xunit-flavor choices (see :mod:`._xunit`).
 FLAVORS = ("junit10", "rich")
 MARKER_HELP = (
@@ -109,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_api, "pexen-api")
     xunit = config.getoption("pexen_xunit") or config.getini("pexen_xunit")
     if xunit and not hasattr(config, "workerinput"):
-        from ._xunit import XUNIT_PLUGIN, XunitWriter
+        from ._xunit import XunitWriter
 
         config.pluginmanager.register(
             XunitWriter(xunit, config.getoption("pexen_xunit_flavor")), XUNIT_PLUGIN

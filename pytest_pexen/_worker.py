@@ -34,7 +34,7 @@ from _pytest.runner import CallInfo
 from . import _worker_state
 from ._channel import Channel
 from ._errors import Timeout
-from ._xunit import XUNIT_PLUGIN
+from ._plugin import XUNIT_PLUGIN
 
 try:
     from _pytest.subtests import failed_subtests_key

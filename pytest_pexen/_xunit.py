@@ -47,9 +47,7 @@ import pytest
 
 from . import _api
 from ._errors import PexenError
-
-#: Name under which the writer is registered (workers unregister it).
-XUNIT_PLUGIN = "pexen-xunit"
+from ._plugin import XUNIT_PLUGIN
 #: Rewrites during the run are at least this many seconds apart ...
 MIN_INTERVAL = 1.0
 #: ... and at least this many times as long as the last rewrite took.
