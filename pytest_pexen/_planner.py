@@ -48,7 +48,9 @@ import dataclasses
 import enum
 import graphlib
 import heapq
-from collections import deque
+from collections import Counter, deque
+from itertools import accumulate
+from operator import sub
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -58,9 +60,12 @@ from ._metadata import Requirement
 
 PASSING_OUTCOMES = frozenset({"passed", "warned"})
 #: How a task names a tag, in a mention: in ``after``; as a requirement of
-#: its own; or (a number from 0) among the alternatives of that requirement.
+#: its own; or (a number from 0) among the alternatives of the requirement
+#: with that number (see ``Planner._chances``).
 _AFTER = -1
 _ALONE = -2
+#: The chances of a requirement with alternatives, once one of them is provided.
+_MET = -1
 
 _OUTCOME_WORDS = {
     "failed": "failed",
@@ -118,9 +123,13 @@ def _describe(requirement: Requirement) -> str:
 class Planner:
     """Hands out ready tasks in order and tracks what each outcome unblocks.
 
-    Inside, a task is known by its number, its place in collection order, and
-    what the planner knows of it sits in lists at that place: at 100,000
-    tasks, lists indexed by number cost much less than dicts keyed by id.
+    Inside, tasks and tags are known by numbers given once, when the planner
+    is built: a task's number is its place in collection order, a tag's is
+    the order in which tasks first provide or name it. What the planner knows
+    of them sits in flat lists indexed by those numbers (see
+    :meth:`_index_tasks` and :meth:`_index_tags`): at 100,000 tasks, such
+    lists cost much less than dicts keyed by id or tag, or an object per
+    task, and an event of the run touches only the entries it concerns.
     """
 
     def __init__(
@@ -138,60 +147,56 @@ class Planner:
         provides is an error. *durations* are earlier runs' times in seconds,
         used to find the critical path. *group_order* is the configuration
         order of groups, used where dependencies leave the order open."""
-        self._tasks = [_without_shared_claims(task) for task in tasks]
+        self._tasks = [_without_shared_claims(task) if task.claims and task.uses else task for task in tasks]
         self._ids = [task.id for task in self._tasks]
-        self._number = {task_id: number for number, task_id in enumerate(self._ids)}
+        self._number = dict(zip(self._ids, range(len(self._ids))))
         if len(self._number) != len(self._ids):
             raise PlanError("duplicate task ids: " + ", ".join(_duplicates(self._ids)))
         self._absent = dict(absent or {})
         self._on_change = on_change
-        # The graph has tasks and tags as nodes: providers lead to a tag, and
-        # the tag to the tasks that name it. A tag that m tasks provide and n
-        # tasks name costs m + n, where task-to-task edges would cost m * n.
-        self._providers: dict[str, list[int]] = {}
-        #: Tag -> mentions of it: (task, how it names the tag; see _AFTER).
-        self._waiters: dict[str, list[tuple[int, int]]] = {}
-        for number, task in enumerate(self._tasks):
-            for tag in task.provides:
-                self._providers.setdefault(tag, []).append(number)
-            for index, requirement in enumerate(task.requires):
-                how = index if len(requirement) > 1 else _ALONE
-                for tag in requirement:
-                    self._waiters.setdefault(tag, []).append((number, how))
-            for tag in task.after:
-                self._waiters.setdefault(tag, []).append((number, _AFTER))
+        self._index_tasks()
+        self._index_tags()
         self._check_tags()
-        self._rank = self._critical_path(self._topological_order(), durations or {})
+        rank = self._critical_path(self._topological_order(), durations or {})
+        #: Task numbers in the order ready tasks are handed out: by priority,
+        #: then the longest chain of work first, then collection order.
+        self._by_place = _best_first(self._priority, rank)
+        #: Per task: its place in that order. The ready heaps hold places.
+        self._place = [0] * len(self._tasks)
+        for place, number in enumerate(self._by_place):
+            self._place[number] = place
         self._groups = self._order_groups(group_order)
 
         self._state = [State.WAITING] * len(self._tasks)
         self._outcome = [""] * len(self._tasks)
-        self._unfinished_providers = {tag: len(numbers) for tag, numbers in self._providers.items()}
-        self._failed_provider: dict[str, int] = {}
-        #: Per waiting task: its requirements not met yet, plus its ``after``
-        #: tags whose providers have not all finished. Ready at 0.
-        self._open = [len(task.requires) + len(task.after) for task in self._tasks]
-        #: Per requirement with alternatives, not met yet: how many of them may
-        #: still be provided. Blocked at 0.
-        self._chances: dict[tuple[int, int], int] = {}
-        for number, task in enumerate(self._tasks):
-            for index, requirement in enumerate(task.requires):
-                if len(requirement) > 1:
-                    self._chances[(number, index)] = len(requirement)
+        #: Tasks taken and not done or given back, by id.
+        self._running: dict[str, int] = {}
+        #: Per tag: its providers that have not ended yet.
+        self._unfinished_providers = list(self._provider_count)
+        #: Per tag: the first of its providers that ended without passing, or None.
+        self._failed_provider: list[int | None] = [None] * len(self._tag_names)
+        #: Per requirement that can never be met any more: why, as
+        #: :meth:`pop_blocked` says it (the same for every task that has it).
+        self._reasons: dict[Requirement, str] = {}
         #: Tasks that ended, oldest first, whose dependents have not heard of it.
         self._ended: deque[int] = deque()
-        #: Per group, a heap: ready tasks without locks, and the best task of
-        #: each lock queue of the group (that entry ends with the queue's key).
-        self._ready: dict[str, list[tuple]] = {g: [] for g in self._groups}
-        #: Ready tasks with locks, queued by (group, claims, uses), best first.
+        #: Per group, a heap of places: ready tasks without locks, and the
+        #: best task of each lock queue of the group.
+        self._ready: dict[str, list[int]] = {g: [] for g in self._groups}
+        #: Per task without locks or unit: the ready heap of its group; None
+        #: for the others, which need a closer look when ready or taken.
+        self._home = [
+            self._ready[group] if unit is None and not locked else None
+            for group, unit, locked in zip(self._group_of, self._unit_of, self._has_locks)
+        ]
+        #: Places of ready tasks with locks, queued by (group, claims, uses).
         #: When the best of a queue cannot have its locks, the rest cannot
         #: either, so a take looks at one task a queue, not at every one.
-        self._lock_queues: dict[_LockKey, list[tuple[int, float, int]]] = {}
+        self._lock_queues: dict[_LockKey, list[int]] = {}
         self._blocked: list[tuple[int, str]] = []
         self._active = len(self._tasks)
-        self._unfinished_in_group = dict.fromkeys(self._groups, 0)
-        for task in self._tasks:
-            self._unfinished_in_group[task.group] += 1
+        tasks_in_group = Counter(self._group_of)
+        self._unfinished_in_group = {group: tasks_in_group[group] for group in self._groups}
         self._group = self._groups[0] if self._groups else DEFAULT_GROUP
         self._claimed: dict[str, int] = {}
         self._users: dict[str, int] = {}
@@ -202,30 +207,126 @@ class Planner:
         #: tasks (without locks) of a lane's units, and tasks left per unit.
         self._lane_of_unit: dict[_UnitKey, str] = {}
         self._units_of_lane: dict[str, set[_UnitKey]] = {}
-        self._lane_ready: dict[str, list[tuple]] = {}
-        self._unit_left: dict[_UnitKey, int] = {}
-        for task in self._tasks:
-            if task.unit is not None:
-                key = (task.group, task.unit)
-                self._unit_left[key] = self._unit_left.get(key, 0) + 1
+        self._lane_ready: dict[str, list[int]] = {}
+        self._unit_left = Counter([unit for unit in self._unit_of if unit is not None])
         # A tag that no task here provides is as good as failed and finished.
-        for tag in [tag for tag in self._waiters if tag not in self._providers]:
-            self._tag_failed(tag)
-            self._tag_finished(tag, provided=False)
+        for tag, count in enumerate(self._provider_count):
+            if count == 0:
+                self._tag_failed(tag)
+                self._tag_finished(tag, provided=False)
         for number, waiting in enumerate(self._open):
             if waiting == 0 and self._state[number] is State.WAITING:
                 self._make_ready(number)
         self._settle()
 
+    def _index_tasks(self) -> None:
+        """Per task number: what the run looks up on events of that task."""
+        tasks = self._tasks
+        self._priority = [task.priority for task in tasks]
+        self._group_of = [task.group for task in tasks]
+        #: Per task: whether it claims or uses any resource.
+        self._has_locks = [bool(task.claims or task.uses) for task in tasks]
+        #: Per task with locks: the queue it waits in when ready.
+        self._lock_key_of = {number: _lock_key(task) for number, task in enumerate(tasks) if task.locks}
+        #: Per task: the key of its unit's lane, or None.
+        self._unit_of: list[_UnitKey | None] = [
+            None if task.unit is None else (task.group, task.unit) for task in tasks
+        ]
+
+    def _index_tags(self) -> None:
+        """Number the tags; list what each task provides, and who names each tag.
+
+        The graph has tasks and tags as nodes: providers lead to a tag, and
+        the tag to the tasks that name it. A tag that m tasks provide and n
+        tasks name costs m + n, where task-to-task edges would cost m * n.
+
+        Who names a tag is a slice of flat lists, like a row of a sparse
+        matrix (a list per tag would cost more to make, and the garbage
+        collector more to look at): the mentions of tag ``t``, in task order,
+        sit from ``_waiter_start[t]`` to ``_waiter_start[t + 1]`` in
+        ``_waiter_task`` (the task that names it) and in ``_waiter_how`` (how
+        it names it: _AFTER, _ALONE, or the number of a requirement with
+        alternatives).
+        """
+        tag_number = _Numbering()
+        #: Per task: the tags it provides.
+        self._provided: list[tuple[int, ...]] = []
+        # Per mention of a tag in requires or after, in task order: the tag,
+        # the task, how. The mentions of task ``n`` end at ``named_end[n]``.
+        named_tag: list[int] = []
+        named_task: list[int] = []
+        named_how: list[int] = []
+        named_end: list[int] = []
+        #: Per task: while it waits, its requirements not met yet, plus its
+        #: ``after`` tags whose providers have not all finished; 0 once it
+        #: is ready (or blocked), so that the tags' events pass it by.
+        self._open: list[int] = []
+        #: Per requirement with alternatives (numbered in task order): how
+        #: many of them may still be provided, or _MET. Blocked at 0.
+        self._chances: list[int] = []
+        for number, task in enumerate(self._tasks):
+            self._provided.append(tuple(map(tag_number.__getitem__, task.provides)))
+            for requirement in task.requires:
+                if len(requirement) == 1:
+                    how = _ALONE
+                else:
+                    how = len(self._chances)
+                    self._chances.append(len(requirement))
+                for tag in requirement:
+                    named_tag.append(tag_number[tag])
+                    named_task.append(number)
+                    named_how.append(how)
+            for tag in task.after:
+                named_tag.append(tag_number[tag])
+                named_task.append(number)
+                named_how.append(_AFTER)
+            named_end.append(len(named_tag))
+            self._open.append(len(task.requires) + len(task.after))
+        self._tag_number = tag_number
+        #: Per tag number: the tag.
+        self._tag_names = list(tag_number)
+        #: Per task: how many tags it names (each alternative counts).
+        self._mention_count = list(map(sub, named_end, [0, *named_end[:-1]]))
+        #: Per tag: how many tasks provide it.
+        self._provider_count = [0] * len(tag_number)
+        for tags in self._provided:
+            for tag in tags:
+                self._provider_count[tag] += 1
+        self._waiter_start, (self._waiter_task, self._waiter_how) = _rows_by_tag(
+            named_tag, len(tag_number), named_task, named_how
+        )
+
+    def _waiters_of(self, tag: int) -> list[int]:
+        """The tasks that name *tag*, once per mention."""
+        return self._waiter_task[self._waiter_start[tag] : self._waiter_start[tag + 1]]
+
+    def _providers_by_tag(self) -> dict[int, list[int]]:
+        """Per provided tag, in the order tasks first provide them: its providers.
+
+        Made when asked for, in the rare cases that need it: the run itself
+        only counts providers.
+        """
+        providers: dict[int, list[int]] = {}
+        for number, tags in enumerate(self._provided):
+            for tag in tags:
+                providers.setdefault(tag, []).append(number)
+        return providers
+
     # -- checks made before anything runs -------------------------------
 
     def _check_tags(self) -> None:
-        missing = [tag for tag in self._waiters if tag not in self._providers and tag not in self._absent]
+        missing = [
+            tag
+            for tag, count in enumerate(self._provider_count)
+            if count == 0 and self._tag_names[tag] not in self._absent
+        ]
         if missing:
             lines = []
-            for tag in sorted(missing):
-                numbers = sorted({number for number, _ in self._waiters[tag]})
-                lines.append(f"  tag {tag!r}, needed by: {', '.join(self._ids[n] for n in numbers)}")
+            for tag in sorted(missing, key=self._tag_names.__getitem__):
+                numbers = sorted(set(self._waiters_of(tag)))
+                lines.append(
+                    f"  tag {self._tag_names[tag]!r}, needed by: {', '.join(self._ids[n] for n in numbers)}"
+                )
             raise PlanError(
                 "no test provides these tags (check the spelling, or add "
                 "provides=[...] to the test that makes them):\n" + "\n".join(lines)
@@ -233,19 +334,20 @@ class Planner:
 
     def _topological_order(self) -> list[int]:
         """Every task after all providers of the tags it names; PlanError naming a cycle."""
-        unsorted_providers = {tag: len(numbers) for tag, numbers in self._providers.items()}
+        provided, waiter_start, waiter_task = self._provided, self._waiter_start, self._waiter_task
+        unsorted_providers = list(self._provider_count)
         # Per task: mentions of tags that still have an unsorted provider.
-        pending = [0] * len(self._tasks)
-        for tag, waiters in self._waiters.items():
-            if tag in self._providers:
-                for number, _ in waiters:
-                    pending[number] += 1
+        pending = list(self._mention_count)
+        for tag, count in enumerate(unsorted_providers):
+            if count == 0:
+                for number in self._waiters_of(tag):
+                    pending[number] -= 1
         order = [number for number, count in enumerate(pending) if count == 0]
         for number in order:  # grows as tasks become sortable
-            for tag in self._tasks[number].provides:
+            for tag in provided[number]:
                 unsorted_providers[tag] -= 1
                 if unsorted_providers[tag] == 0:
-                    for waiter, _ in self._waiters.get(tag, ()):
+                    for waiter in waiter_task[waiter_start[tag] : waiter_start[tag + 1]]:
                         pending[waiter] -= 1
                         if pending[waiter] == 0:
                             order.append(waiter)
@@ -253,13 +355,14 @@ class Planner:
             raise PlanError(self._describe_cycle(set(order), unsorted_providers))
         return order
 
-    def _describe_cycle(self, sorted_numbers: set[int], unsorted_providers: Mapping[str, int]) -> str:
+    def _describe_cycle(self, sorted_numbers: set[int], unsorted_providers: Sequence[int]) -> str:
         """A cycle among the tasks that could not be sorted, one step a line.
 
         Each unsorted task names a tag with an unsorted provider: following
         those links from any unsorted task must come back to a task seen
         before, and the steps from there on are a cycle.
         """
+        providers = self._providers_by_tag()
         number = next(n for n in range(len(self._tasks)) if n not in sorted_numbers)
         steps: list[str] = []
         seen: dict[int, int] = {}
@@ -268,10 +371,10 @@ class Planner:
             kind, tag = next(
                 (kind, tag)
                 for kind, tag in _named_tags(self._tasks[number])
-                if unsorted_providers.get(tag, 0)
+                if unsorted_providers[self._tag_number[tag]]
             )
             steps.append(f"  {self._ids[number]} {kind} {tag!r}, provided by")
-            number = next(n for n in self._providers[tag] if n not in sorted_numbers)
+            number = next(n for n in providers[self._tag_number[tag]] if n not in sorted_numbers)
         return (
             "dependency cycle, no test in it can ever start:\n"
             + "\n".join(steps[seen[number] :])
@@ -285,35 +388,47 @@ class Planner:
         themselves, as in a plain pytest run (tests that leak state into the
         next test behave the same).
         """
-        known = [durations[t] for t in self._ids if t in durations]
-        default = sum(known) / len(known) if known else 1.0
-        chain = [durations.get(task_id, default) for task_id in self._ids]
+        provided, waiter_start, waiter_task = self._provided, self._waiter_start, self._waiter_task
+        chain = self._durations(durations)
         rank = [0.0] * len(self._tasks)
         # Per tag that some task names: the longest chain among those tasks.
-        behind: dict[str, float] = {}
+        behind: list[float | None] = [None] * len(self._tag_names)
         for number in reversed(order):
-            tails = []
-            for tag in self._tasks[number].provides:
-                if tag in self._waiters:
-                    if tag not in behind:
-                        behind[tag] = max([chain[waiter] for waiter, _ in self._waiters[tag]])
-                    tails.append(behind[tag])
-            if tails:
-                chain[number] += max(tails)
+            longest = None
+            for tag in provided[number]:
+                tail = behind[tag]
+                if tail is None:
+                    start, end = waiter_start[tag], waiter_start[tag + 1]
+                    if start == end:
+                        continue
+                    tail = behind[tag] = max(map(chain.__getitem__, waiter_task[start:end]))
+                if longest is None or tail > longest:
+                    longest = tail
+            if longest is not None:
+                chain[number] += longest
                 rank[number] = chain[number]
         return rank
+
+    def _durations(self, durations: Mapping[str, float]) -> list[float]:
+        """Per task: its earlier duration, else the mean of the known ones, else 1."""
+        known = sorted(self._number[task_id] for task_id in durations if task_id in self._number)
+        seconds = [durations[self._ids[number]] for number in known]
+        chain = [sum(seconds) / len(seconds) if seconds else 1.0] * len(self._tasks)
+        for number, duration in zip(known, seconds):
+            chain[number] = duration
+        return chain
 
     def _order_groups(self, configured: Sequence[str]) -> list[str]:
         """Groups with tasks, providers' groups first; PlanError if they would interleave."""
         position = {name: index for index, name in enumerate(configured)}
-        used = sorted({t.group for t in self._tasks}, key=lambda g: (position.get(g, len(position)), g))
+        used = sorted(set(self._group_of), key=lambda g: (position.get(g, len(position)), g))
         if len(used) < 2:
             return used
         # Per pair (waiting group, providing group): one dependency as an example.
         example: dict[tuple[str, str], str] = {}
-        for tag, providers in self._providers.items():
+        for tag, providers in self._providers_by_tag().items():
             first_provider = self._first_in_each_group(providers)
-            first_waiter = self._first_in_each_group(number for number, _ in self._waiters.get(tag, ()))
+            first_waiter = self._first_in_each_group(self._waiters_of(tag))
             for target, waiter in first_waiter.items():
                 for source, provider in first_provider.items():
                     if source != target and (target, source) not in example:
@@ -351,7 +466,7 @@ class Planner:
     def _first_in_each_group(self, numbers: Iterable[int]) -> dict[str, int]:
         first: dict[str, int] = {}
         for number in numbers:
-            first.setdefault(self._tasks[number].group, number)
+            first.setdefault(self._group_of[number], number)
         return first
 
     # -- driving the run ------------------------------------------------
@@ -386,74 +501,79 @@ class Planner:
         another lane runs.
         """
         heap = self._ready[self._group]
-        own = self._lane_ready.get(lane, [])
+        own = self._lane_ready.get(lane) or []
         taken: list[str] = []
-        passed_over: dict[_LockKey, tuple] = {}
+        passed_over: dict[_LockKey, int] = {}
         # Resources that a waiting task of better priority needs, with that
         # priority: tasks of worse priority may not take them in this round.
         reserved: dict[str, int] = {}
         while (heap or own) and len(taken) < limit:
-            if own and (not heap or own[0][:3] <= heap[0][:3]):
-                entry = heapq.heappop(own)
-            else:
-                entry = heapq.heappop(heap)
-            number = entry[2]
-            unit = self._unit_key(number)
-            bound = self._lane_of_unit.get(unit) if unit is not None else None
-            if bound is not None and bound != lane:
-                if len(entry) > 3:
-                    passed_over.setdefault(entry[3], entry)
-                else:
-                    heapq.heappush(self._lane_ready.setdefault(bound, []), entry)
-                continue
-            if len(entry) > 3:
-                key = entry[3]
-                queue = self._lock_queues[key]
-                if not queue or queue[0][2] != number or key in passed_over:
-                    continue  # not the best of its queue any more, or seen already
-                if not locks or not self._lockable(number, reserved):
-                    if locks:
-                        self._note_waiting(number, reserved)
-                    passed_over[key] = entry
+            place = heapq.heappop(own if own and (not heap or own[0] <= heap[0]) else heap)
+            number = self._by_place[place]
+            if self._home[number] is None:  # it has locks, or a unit
+                unit = self._unit_of[number]
+                bound = self._lane_of_unit.get(unit) if unit is not None else None
+                if bound is not None and bound != lane:
+                    if self._has_locks[number]:
+                        passed_over.setdefault(self._lock_key_of[number], place)
+                    else:
+                        heapq.heappush(self._lane_ready.setdefault(bound, []), place)
                     continue
-                heapq.heappop(queue)
-                if queue:
-                    heapq.heappush(heap, (*queue[0], key))
-                self._lock(number)
-            if unit is not None and bound is None:
-                self._lane_of_unit[unit] = lane
-                self._units_of_lane.setdefault(lane, set()).add(unit)
+                if self._has_locks[number]:
+                    key = self._lock_key_of[number]
+                    queue = self._lock_queues[key]
+                    if not queue or queue[0] != place or key in passed_over:
+                        continue  # not the best of its queue any more, or seen already
+                    if not locks or not self._lockable(number, reserved):
+                        if locks:
+                            self._note_waiting(number, reserved)
+                        passed_over[key] = place
+                        continue
+                    heapq.heappop(queue)
+                    if queue:
+                        heapq.heappush(heap, queue[0])
+                    self._lock(number)
+                if unit is not None and bound is None:
+                    self._lane_of_unit[unit] = lane
+                    self._units_of_lane.setdefault(lane, set()).add(unit)
             self._set_state(number, State.RUNNING)
-            taken.append(self._ids[number])
-        for entry in passed_over.values():
-            heapq.heappush(heap, entry)
+            task_id = self._ids[number]
+            self._running[task_id] = number
+            taken.append(task_id)
+        for place in passed_over.values():
+            heapq.heappush(heap, place)
         return taken
 
     def release_lane(self, lane: str) -> None:
         """*lane* is gone: its units go to whichever lane takes them next."""
         for unit in self._units_of_lane.pop(lane, ()):
             del self._lane_of_unit[unit]
-        for entry in self._lane_ready.pop(lane, ()):
-            heapq.heappush(self._ready[self._tasks[entry[2]].group], entry)
-
-    def _unit_key(self, number: int) -> _UnitKey | None:
-        task = self._tasks[number]
-        return None if task.unit is None else (task.group, task.unit)
+        for place in self._lane_ready.pop(lane, ()):
+            heapq.heappush(self._ready[self._group_of[self._by_place[place]]], place)
 
     def give_back(self, task_id: str) -> None:
         """A taken task did not start after all (its worker went away first)."""
-        number = self._number[task_id]
+        number = self._taken(task_id)
         assert self._state[number] is State.RUNNING, task_id
         self._unlock(number)
         self._make_ready(number)
 
     def done(self, task_id: str, outcome: str) -> None:
         """A running task ended; *outcome* is a word like "passed" or "failed"."""
-        number = self._number[task_id]
+        number = self._taken(task_id)
         assert self._state[number] is State.RUNNING, (task_id, self._state[number])
         self._unlock(number)
         self._end(number, State.FINISHED, outcome, "")
         self._settle()
+
+    def _taken(self, task_id: str) -> int:
+        """The number of *task_id*, which is no longer running from now on.
+
+        The few running tasks are found in a small dict, which stays in the
+        processor's cache where the dict of every task would not.
+        """
+        number = self._running.pop(task_id, None)
+        return self._number[task_id] if number is None else number
 
     def abandon(self, reason: str) -> None:
         """The run stops early: block every task not started, in any group, with *reason*."""
@@ -487,32 +607,33 @@ class Planner:
 
     def _make_ready(self, number: int) -> None:
         self._set_state(number, State.READY)
-        task = self._tasks[number]
-        entry = (task.priority, -self._rank[number], number)
-        if not task.locks:
-            unit = self._unit_key(number)
-            lane = self._lane_of_unit.get(unit) if unit is not None else None
-            heap = self._ready[task.group] if lane is None else self._lane_ready.setdefault(lane, [])
-            heapq.heappush(heap, entry)
-            return
-        key = _lock_key(task)
-        queue = self._lock_queues.setdefault(key, [])
-        heapq.heappush(queue, entry)
-        if queue[0] is entry:
-            heapq.heappush(self._ready[task.group], (*entry, key))
+        place = self._place[number]
+        home = self._home[number]
+        if home is not None:
+            heapq.heappush(home, place)
+        elif not self._has_locks[number]:
+            lane = self._lane_of_unit.get(self._unit_of[number])
+            heap = self._ready[self._group_of[number]] if lane is None else self._lane_ready.setdefault(lane, [])
+            heapq.heappush(heap, place)
+        else:
+            queue = self._lock_queues.setdefault(self._lock_key_of[number], [])
+            heapq.heappush(queue, place)
+            if queue[0] == place:
+                heapq.heappush(self._ready[self._group_of[number]], place)
 
     def _end(self, number: int, state: State, outcome: str, reason: str) -> None:
         """Task *number* finished or was blocked; :meth:`_settle` tells its dependents."""
         self._outcome[number] = outcome
         self._active -= 1
-        self._unfinished_in_group[self._tasks[number].group] -= 1
-        unit = self._unit_key(number)
+        self._unfinished_in_group[self._group_of[number]] -= 1
+        unit = self._unit_of[number]
         if unit is not None:
             self._unit_left[unit] -= 1
             if not self._unit_left[unit] and unit in self._lane_of_unit:
                 self._units_of_lane[self._lane_of_unit.pop(unit)].discard(unit)
         self._set_state(number, state, reason or outcome)
         if state is State.BLOCKED:
+            self._open[number] = 0
             self._blocked.append((number, reason))
         self._ended.append(number)
 
@@ -526,67 +647,88 @@ class Planner:
         a chain of any length settles here without recursion; what one end
         changes (ready or blocked) comes after that end, level by level.
         """
+        unfinished_providers, failed_provider = self._unfinished_providers, self._failed_provider
         while self._ended:
             number = self._ended.popleft()
-            if not self._tasks[number].provides:
+            provided = self._provided[number]
+            if not provided:
                 continue
             passed = self._outcome[number] in PASSING_OUTCOMES
             # Count the ending of every tag first, so that a blocked task's
             # reason sees all of them.
-            failed: list[str] = []
-            finished: list[str] = []
-            for tag in self._tasks[number].provides:
-                self._unfinished_providers[tag] -= 1
-                if not passed and tag not in self._failed_provider:
-                    self._failed_provider[tag] = number
+            failed: list[int] = []
+            finished: list[int] = []
+            for tag in provided:
+                unfinished_providers[tag] -= 1
+                if not passed and failed_provider[tag] is None:
+                    failed_provider[tag] = number
                     failed.append(tag)
-                if self._unfinished_providers[tag] == 0:
+                if unfinished_providers[tag] == 0:
                     finished.append(tag)
             for tag in failed:
                 self._tag_failed(tag)
             for tag in finished:
-                self._tag_finished(tag, tag not in self._failed_provider)
+                self._tag_finished(tag, failed_provider[tag] is None)
 
-    def _tag_failed(self, tag: str) -> None:
+    def _tag_failed(self, tag: int) -> None:
         """*tag* can no longer be provided: requirements that name it lose a chance."""
-        for number, how in self._waiters.get(tag, ()):
-            if how == _AFTER or self._state[number] is not State.WAITING:
-                continue
+        open_, chances, waiter_task, waiter_how = self._open, self._chances, self._waiter_task, self._waiter_how
+        for mention in range(self._waiter_start[tag], self._waiter_start[tag + 1]):
+            how = waiter_how[mention]
+            number = waiter_task[mention]
+            if how == _AFTER or not open_[number]:
+                continue  # not a requirement, or the task waits no more
             if how != _ALONE:
-                need = (number, how)
-                if need not in self._chances:
+                if chances[how] == _MET:
                     continue  # met by another alternative already
-                self._chances[need] -= 1
-                if self._chances[need]:
+                chances[how] -= 1
+                if chances[how]:
                     continue
             self._block(number)
 
-    def _tag_finished(self, tag: str, provided: bool) -> None:
+    def _tag_finished(self, tag: int, provided: bool) -> None:
         """Every provider of *tag* ended: ``after`` is met, and ``requires`` if *provided*."""
-        for number, how in self._waiters.get(tag, ()):
-            if self._state[number] is not State.WAITING:
-                continue
+        open_, chances, waiter_task, waiter_how = self._open, self._chances, self._waiter_task, self._waiter_how
+        for mention in range(self._waiter_start[tag], self._waiter_start[tag + 1]):
+            number = waiter_task[mention]
+            if not open_[number]:
+                continue  # the task waits no more
+            how = waiter_how[mention]
             if how != _AFTER:
                 if not provided:
                     continue
-                if how != _ALONE and self._chances.pop((number, how), None) is None:
-                    continue  # met by another alternative already
-            self._open[number] -= 1
-            if self._open[number] == 0:
+                if how != _ALONE:
+                    if chances[how] == _MET:
+                        continue  # met by another alternative already
+                    chances[how] = _MET
+            open_[number] -= 1
+            if not open_[number]:
                 self._make_ready(number)
 
     def _blocking_reason(self, number: int) -> str:
         """Why the first requirement of task *number* that can no longer be met is not."""
         for requirement in self._tasks[number].requires:
-            if all(tag not in self._providers or tag in self._failed_provider for tag in requirement):
-                reasons = [self._why_unavailable(tag) for tag in requirement]
-                return f"blocked: requires {_describe(requirement)}, " + "; ".join(reasons)
+            reason = self._reasons.get(requirement)
+            if reason is None and self._never_met(requirement):
+                reasons = [self._why_unavailable(self._tag_number[tag]) for tag in requirement]
+                reason = f"blocked: requires {_describe(requirement)}, " + "; ".join(reasons)
+                self._reasons[requirement] = reason
+            if reason is not None:
+                return reason
         raise AssertionError(f"{self._ids[number]} is not blocked")
 
-    def _why_unavailable(self, tag: str) -> str:
-        if tag not in self._providers:
-            return self._absent[tag]
+    def _never_met(self, requirement: Requirement) -> bool:
+        """Whether no tag of *requirement* can be provided any more."""
+        return all(
+            not self._provider_count[tag] or self._failed_provider[tag] is not None
+            for tag in map(self._tag_number.__getitem__, requirement)
+        )
+
+    def _why_unavailable(self, tag: int) -> str:
+        if not self._provider_count[tag]:
+            return self._absent[self._tag_names[tag]]
         provider = self._failed_provider[tag]
+        assert provider is not None, self._tag_names[tag]
         outcome = self._outcome[provider]
         words = _OUTCOME_WORDS.get(outcome, "ended as " + outcome)
         return f"provided by {self._ids[provider]} which {words}"
@@ -646,6 +788,8 @@ class Planner:
             del self._holders[holder_number]
 
     def _unlock(self, number: int) -> None:
+        if not self._has_locks[number]:
+            return
         task = self._tasks[number]
         for resource in task.claims:
             del self._claimed[resource]
@@ -702,6 +846,40 @@ def _named_tags(task: Task) -> list[tuple[str, str]]:
     """(``"requires"`` or ``"after"``, tag) for every tag *task* waits for, in order."""
     named = [("requires", tag) for requirement in task.requires for tag in requirement]
     return named + [("after", tag) for tag in task.after]
+
+
+def _rows_by_tag(tags: list[int], tag_count: int, *columns: list[int]) -> tuple[list[int], list[list[int]]]:
+    """The rows of a table, given as columns, grouped by their tag.
+
+    Returns where the rows of each tag start (one entry more: where the last
+    tag's end) and the other *columns*, regrouped; each tag's rows keep
+    their order. A counting sort: no comparisons.
+    """
+    counts = [0] * (tag_count + 1)
+    for tag in tags:
+        counts[tag + 1] += 1
+    starts = list(accumulate(counts))
+    free = starts[:-1]  # per tag: where its next row goes
+    source = [0] * len(tags)  # per place: the row that goes there
+    for row, tag in enumerate(tags):
+        source[free[tag]] = row
+        free[tag] += 1
+    return starts, [list(map(column.__getitem__, source)) for column in columns]
+
+
+class _Numbering(dict[str, int]):
+    """Numbers for tags: a tag not seen before gets the next one."""
+
+    def __missing__(self, tag: str) -> int:
+        number = self[tag] = len(self)
+        return number
+
+
+def _best_first(priority: list[int], rank: list[float]) -> list[int]:
+    """Task numbers by priority (lowest first), then rank (highest first), then number."""
+    negated = [-value for value in rank]
+    by_rank = sorted(range(len(rank)), key=negated.__getitem__)
+    return sorted(by_rank, key=priority.__getitem__)  # stable: keeps the rank order within a priority
 
 
 def _lock_key(task: Task) -> _LockKey:
