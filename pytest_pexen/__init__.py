@@ -5,7 +5,7 @@ Public names are listed in ``__all__``; every other module is private.
 
 from __future__ import annotations
 
-from ._api import subresult, warn
+from ._api import reboot, reboot_count, subresult, warn
 from ._errors import MetadataError, PexenError, PlanError, Timeout
 
 __version__ = "0.1.0"
@@ -16,6 +16,8 @@ __all__ = [
     "PlanError",
     "Timeout",
     "__version__",
+    "reboot",
+    "reboot_count",
     "subresult",
     "warn",
 ]

@@ -1,4 +1,4 @@
-"""The in-test API: ``pytest_pexen.warn()`` and ``pytest_pexen.subresult()``.
+"""The in-test API: ``pytest_pexen.warn()``, ``.subresult()``, ``.reboot()``, ``.reboot_count()``.
 
 What a test says is kept in its ``user_properties``, so it travels with the
 test's reports (from a worker to the controller too) and reaches every
@@ -9,7 +9,8 @@ sub-results, and shows warned, rerun and flaky tests.
 
 from __future__ import annotations
 
-from typing import Any, Generator, Iterable, NamedTuple
+import os
+from typing import Any, Callable, Generator, Iterable, NamedTuple, NoReturn
 
 import pytest
 
@@ -19,7 +20,18 @@ WARNED = "pexen.warned"
 SUBRESULT = "pexen.subresult"
 SUBRESULT_OUTCOMES = ("passed", "warned", "failed", "skipped")
 
+REBOOT_COUNT_VARIABLE = "PEXEN_REBOOT_COUNT"
+
 _current: pytest.Item | None = None
+#: How reboot() asks for a reboot in this process, or why it cannot.
+_rebooter: Callable[[pytest.Item], None] | str = (
+    "pytest_pexen.reboot() needs a --pexen run with a state file; run the suite with --pexen"
+)
+#: With a state file: reboots each test asked for earlier in the run, by node
+#: id (set before workers fork); None without one.
+reboot_counts: dict[str, int] | None = None
+#: Times each test was started in earlier parts of a resumed run, by node id.
+attempts_before: dict[str, int] = {}
 
 
 class Subresult(NamedTuple):
@@ -50,6 +62,34 @@ def subresult(name: str, outcome: str, message: str = "") -> None:
     item.user_properties.append((SUBRESULT, tuple(Subresult(str(name), outcome, str(message)))))
 
 
+def reboot() -> NoReturn:
+    """Reboot the machine, and run the calling test again once it is back.
+
+    In a ``--pexen`` run with a state file and a reboot command: the run
+    stops handing out tests, lets the other running tests finish, saves its
+    state and runs the reboot command; this call never returns. After the
+    machine is back, ``pytest --pexen --pexen-resume`` runs this test again,
+    with :func:`reboot_count` one higher, so it can do its second half.
+    Elsewhere it fails the test, saying why.
+    """
+    item = _item("reboot")
+    if isinstance(_rebooter, str):
+        raise PexenError(_rebooter)
+    _rebooter(item)
+    raise AssertionError("unreachable: a reboot never returns into the test")
+
+
+def reboot_count() -> int:
+    """How many times the running test asked for a reboot before (0 the first time)."""
+    return (reboot_counts or {}).get(_item("reboot_count").nodeid, 0)
+
+
+def set_rebooter(rebooter: Callable[[pytest.Item], None] | str) -> None:
+    """How reboot() asks for a reboot in this process, or why it cannot (see _worker)."""
+    global _rebooter
+    _rebooter = rebooter
+
+
 def _item(function: str) -> pytest.Item:
     if _current is None:
         raise PexenError(f"pytest_pexen.{function}() can only be called while a test runs")
@@ -75,10 +115,26 @@ def subresults_of(properties: Iterable[tuple[str, Any]]) -> list[Subresult]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     set_current(item)
+    if reboot_counts is not None:
+        _tell_resumed(item)
     try:
         return (yield)
     finally:
         set_current(None)
+
+
+def _tell_resumed(item: pytest.Item) -> None:
+    """A test of a run with a state file: its reboot count in the environment;
+    earlier reboots and starts in its properties (they reach every report)."""
+    assert reboot_counts is not None
+    reboots = reboot_counts.get(item.nodeid, 0)
+    os.environ[REBOOT_COUNT_VARIABLE] = str(reboots)
+    names = {name for name, _ in item.user_properties}
+    if reboots and "pexen.reboots" not in names:
+        item.user_properties.append(("pexen.reboots", reboots))
+    started = attempts_before.get(item.nodeid, 0)
+    if started and "pexen.attempt" not in names:
+        item.user_properties.append(("pexen.attempt", started + 1))
 
 
 @pytest.hookimpl(wrapper=True)

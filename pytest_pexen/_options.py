@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,13 @@ import pytest
 from ._errors import PexenError
 from ._groups import parse_ini_lines, parse_workers
 from ._metadata import AFFINITY_CHOICES, MAX_TIMEOUT
+from ._state import DEFAULT_PATH
+
 #: Affinity of tests whose marker, conftests, option and ini say nothing.
 DEFAULT_AFFINITY = "class"
+#: The --pexen-state value that keeps no state.
+STATE_OFF = "off"
+DEFAULT_REBOOT_WAIT = 300.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,16 @@ class Options:
     max_crashes: int
     #: Affinity of tests whose marker and conftests say nothing.
     affinity: str = DEFAULT_AFFINITY
+    #: The state file (None: --pexen-state=off).
+    state: Path | None = None
+    resume: bool = False
+    resume_anyway: bool = False
+    #: --pexen-break patterns: node id globs, or tag:NAME.
+    breakpoints: tuple[str, ...] = ()
+    #: The shell command pytest_pexen.reboot() runs (None: reboot() fails the test).
+    reboot_cmd: str | None = None
+    #: Seconds to wait for the machine to go down after the reboot command returned.
+    reboot_wait: float = DEFAULT_REBOOT_WAIT
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -53,7 +69,14 @@ def read_options(config: pytest.Config) -> Options:
     affinity = _choice(config.getoption("pexen_affinity"), "--pexen-affinity")
     if affinity is None:
         affinity = _choice(config.getini("pexen_affinity") or None, "ini pexen_affinity")
+    reboot_wait = seconds(config.getoption("pexen_reboot_wait"), "--pexen-reboot-wait")
     return Options(
+        state=state_path(config),
+        resume=config.getoption("pexen_resume"),
+        resume_anyway=config.getoption("pexen_resume_anyway"),
+        breakpoints=tuple(_breakpoints(config.getoption("pexen_break"))),
+        reboot_cmd=config.getoption("pexen_reboot_cmd") or config.getini("pexen_reboot_cmd") or None,
+        reboot_wait=DEFAULT_REBOOT_WAIT if reboot_wait is None else reboot_wait,
         affinity=affinity or DEFAULT_AFFINITY,
         workers=workers,
         workers_given=given is not None,
@@ -61,6 +84,27 @@ def read_options(config: pytest.Config) -> Options:
         session_timeout=seconds(config.getoption("pexen_session_timeout"), "--pexen-session-timeout"),
         max_crashes=max_crashes,
     )
+
+
+def state_path(config: pytest.Config) -> Path | None:
+    """The state file: --pexen-state (from the current directory), else ini
+    pexen_state (from the rootdir), else <rootdir>/.pexen/state.db; None for off."""
+    given = config.getoption("pexen_state")
+    if given is not None:
+        if not given.strip():
+            raise PexenError("--pexen-state needs a path, or off")
+        return None if given == STATE_OFF else Path(config.invocation_params.dir, given)
+    ini = config.getini("pexen_state")
+    if ini:
+        return None if ini == STATE_OFF else Path(config.rootpath, ini)
+    return Path(config.rootpath, DEFAULT_PATH)
+
+
+def _breakpoints(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        if not pattern or pattern == "tag:":
+            raise PexenError(f"--pexen-break needs a node id glob or tag:NAME, got {pattern!r}")
+    return patterns
 
 
 def _choice(value: Any, source: str) -> str | None:

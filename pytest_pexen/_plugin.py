@@ -8,6 +8,8 @@ asked for. Without ``--pexen`` nothing changes pytest's behaviour.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from . import _api
@@ -88,7 +90,58 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="junit10 (default): valid against the Jenkins JUnit schema; rich: adds "
         "testcase file, line and properties that GitLab and GitHub reporters read",
     )
+    group.addoption(
+        "--pexen-state",
+        metavar="PATH|off",
+        default=None,
+        help="the state file that lets a run resume (default: ini pexen_state, else "
+        "<rootdir>/.pexen/state.db); off: keep no state",
+    )
+    group.addoption(
+        "--pexen-resume",
+        action="store_true",
+        default=False,
+        help="continue the newest unfinished run in the state file: finished tests are "
+        "reported from the file, not run again",
+    )
+    group.addoption(
+        "--pexen-resume-anyway",
+        action="store_true",
+        default=False,
+        help="with --pexen-resume: resume even if the selection or the options that "
+        "shape it changed since the saved run",
+    )
+    group.addoption(
+        "--pexen-status",
+        action="store_true",
+        default=False,
+        help="show the runs in the state file and whether they can be resumed; run nothing",
+    )
+    group.addoption(
+        "--pexen-break",
+        metavar="PATTERN",
+        action="append",
+        default=[],
+        help="stop before the test that matches (a node id glob, or tag:NAME for the test "
+        "providing NAME), save the state, and exit; --pexen-resume continues there (repeatable)",
+    )
+    group.addoption(
+        "--pexen-reboot-cmd",
+        metavar="CMD",
+        default=None,
+        help="shell command that reboots the machine when a test calls "
+        "pytest_pexen.reboot() (default: ini pexen_reboot_cmd, else none)",
+    )
+    group.addoption(
+        "--pexen-reboot-wait",
+        metavar="SECONDS",
+        default=None,
+        help="how long to wait for the machine to go down once the reboot command "
+        "returned, before the run ends saying it did not (default: 300)",
+    )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
+    parser.addini("pexen_state", "path of the state file (as --pexen-state)", default="")
+    parser.addini("pexen_reboot_cmd", "shell command that reboots the machine (as --pexen-reboot-cmd)", default="")
     parser.addini("pexen_xunit", "path of the JUnit XML file (as --pexen-xunit)", default="")
     parser.addini("pexen_timeout", "time limit of each test in seconds, for --pexen", default="")
     parser.addini("pexen_affinity", "keep tests together on one worker: none, class or file", default="")
@@ -104,6 +157,39 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import _hookspecs
 
     pluginmanager.add_hookspecs(_hookspecs)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--pexen-status``: show the runs in the state file, run nothing. And
+    ``--pexen-resume`` with nothing to resume: say so, before any plugin starts
+    a session (which would write empty report files over the last run's)."""
+    if config.getoption("pexen") and config.getoption("pexen_resume"):
+        from ._resume import nothing_to_resume
+
+        message = nothing_to_resume(config)
+        if message is not None:
+            print(message)
+            return 0
+    if not config.getoption("pexen_status"):
+        return None
+    from ._options import state_path
+    from ._state import StateError, StateStore, format_status
+
+    try:
+        path = state_path(config)
+        if path is None:
+            raise PexenError("--pexen-status needs the state file; --pexen-state is off")
+        if not path.exists():
+            print(f"pexen: no state file at {path}: no --pexen run has recorded itself there yet")
+            return 0
+        with StateStore.open(path, config.rootpath) as store:
+            print(f"pexen: runs in {path}")
+            print(format_status(store.runs()))
+    except (PexenError, StateError) as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return int(pytest.ExitCode.USAGE_ERROR)
+    return 0
 
 
 def pytest_configure(config: pytest.Config) -> None:

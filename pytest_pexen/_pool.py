@@ -38,6 +38,14 @@ class Late:
 
 
 @dataclass(frozen=True)
+class Reboot:
+    """The test *index* that *worker* runs asked for a reboot; it waits, never to return."""
+
+    worker: str
+    index: int
+
+
+@dataclass(frozen=True)
 class Dropped:
     """A stopping worker dropped these tasks without starting them."""
 
@@ -98,7 +106,7 @@ class Gone:
     worker: str
 
 
-Event = Union[Finished, Late, Dropped, Lost, Stray, WorkerOutput, Gone]
+Event = Union[Finished, Late, Dropped, Lost, Stray, WorkerOutput, Gone, Reboot]
 
 
 class Pool(Protocol):

@@ -35,7 +35,7 @@ import psutil
 from . import _worker_state
 from ._channel import Channel
 from ._errors import PexenError, Timeout
-from ._pool import Dropped, Event, Finished, Gone, Late, Lost, Stray, WorkerOutput, exit_description
+from ._pool import Dropped, Event, Finished, Gone, Late, Lost, Reboot, Stray, WorkerOutput, exit_description
 from ._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
 from ._watchdog import KILL_GRACE
 
@@ -243,6 +243,8 @@ class ProcessPool:
                 worker.queue.popleft()
                 worker.last = index
                 events.append(Finished(worker.name, index, payload))
+            elif kind == "reboot":
+                events.append(Reboot(worker.name, index))
             elif kind == "output":
                 worker.output = payload
             elif kind == "files":

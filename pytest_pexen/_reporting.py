@@ -53,6 +53,9 @@ class Reporter:
             key = getattr(item, "id", item.nodeid)
             self._config.stash[_subtests.failed_subtests_key][key] = payload["failed_subtests"]
         self._emit(item, reports)
+        for data in payload.get("late", ()):
+            # A resumed run's replay: reports that came after the test's own.
+            item.ihook.pytest_runtest_logreport(report=self.load(data))
         for data in payload.get("warnings", ()):
             self._warning(data)
         xml = junitxml_of(self._config)
@@ -152,6 +155,18 @@ class Reporter:
         reports.append(failed)
         if when != "teardown":
             reports.append(self._make(item, "teardown", "passed", None))
+        self._emit(item, reports)
+        return reports
+
+    def died_in_flight(self, item: pytest.Item) -> list[pytest.TestReport]:
+        """Report a test that was running when the run died, and says on_resume="crash"."""
+        message = (
+            "the run died while this test was running (killed, crashed or the machine went "
+            "down); its on_resume is 'crash', so it is reported so, not run again"
+        )
+        reports = [self._make(item, "setup", "passed", None), self._make(item, "call", "failed", message)]
+        reports[1].pexen_outcome = "crashed"  # type: ignore[attr-defined]
+        reports.append(self._make(item, "teardown", "passed", None))
         self._emit(item, reports)
         return reports
 

@@ -21,7 +21,8 @@ import pytest
 
 from ._errors import PexenError
 from ._planner import Planner, State
-from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Stray, WorkerOutput, exit_description
+from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
+from ._record import NoRecorder, Recorder, Saved, break_reason, controller_payload, load_payload
 from ._reporting import Reporter, duration_of, outcome_of
 from ._terminal import HeldTerminal
 from ._watchdog import UNWIND_SECONDS, Watchdog
@@ -67,7 +68,15 @@ class RunLoop:
         make_pool: Callable[[str], Pool],
         durations: dict[str, float],
         limits: Limits,
+        recorder: Recorder | None = None,
+        saved: Saved | None = None,
+        breakpoints: Mapping[str, str] | None = None,
+        crash_on_resume: frozenset[str] = frozenset(),
     ) -> None:
+        """*recorder* keeps the state file (None: no state); *saved* is what a
+        resumed run found there. *breakpoints*: the pattern of --pexen-break
+        that each matching node id matched. *crash_on_resume*: node ids whose
+        on_resume is "crash"."""
         self._session = session
         self._items = items
         self._index = {item.nodeid: index for index, item in enumerate(items)}
@@ -99,6 +108,18 @@ class RunLoop:
         self.interrupted_by: pytest.TestReport | None = None
         #: The signal handlers in place before the run; workers run tests with these.
         self.signals_before_run: dict[int, Any] = {}
+        self._recorder = recorder or NoRecorder()
+        self._saved = saved
+        self._breakpoints = dict(breakpoints or {})
+        self._crash_on_resume = crash_on_resume
+        #: Why the run stopped on purpose, to be resumed (a breakpoint, a reboot).
+        self.paused_because: str | None = None
+        #: The test a breakpoint stopped the run before.
+        self.break_at: str | None = None
+        #: Tests that asked for a reboot, by the worker they wait in.
+        self.rebooting: dict[str, pytest.Item] = {}
+        self._reboot_workers_ended = False
+        self.ran_to_the_end = False
 
     # -- the whole run --------------------------------------------------------
 
@@ -124,9 +145,15 @@ class RunLoop:
                 if self._planner.group_is_active():
                     self._run_group(self._make_pool(group))
             why = self._ending or self.stopped_because or self._interrupted_because()
-            if why is not None:
+            if why is not None and self.paused_because is None:
                 self._planner.abandon(f"not run: {why}")
                 self._report_blocked()
+            #: Every test ran: the session marks the run finished once its
+            #: reports are written (a kill before then resumes and writes them).
+            self.ran_to_the_end = why is None and self.paused_because is None
+            if not self.ran_to_the_end:
+                self._recorder.end(finished=False, reason=self.paused_because or why or "")
+            self._recorder.commit()
         finally:
             self._terminal.close()
             for signum, handler in previous.items():
@@ -171,10 +198,10 @@ class RunLoop:
                 self._handle(event, pool)
                 continue
             self._watchdog.ended(event.worker)
-            if event.running is not None:
+            if event.running is not None and event.worker not in self.rebooting:
                 item = self._items[event.running]
                 self._reporter.crashed(item, self._ending, event.output, event.phase, "interrupted")
-                self._conclude(item, "interrupted")
+                self._conclude(item, event.running, "interrupted")
             for index in event.queued:
                 self._planner.give_back(self._items[index].nodeid)
 
@@ -187,15 +214,19 @@ class RunLoop:
             if not stopping and self._must_stop():
                 stopping = True
                 pool.shutdown(drop_queued=True)
-            if not stopping:
-                self._dispatch(pool)
-                if not self._planner.group_is_active():
-                    stopping = True
-                    pool.shutdown(drop_queued=False)
+            assignments = [] if stopping else self._dispatch(pool)
+            # One commit a turn: the results that came in and the starts about
+            # to go out, durable before any of those tests can start.
+            self._recorder.commit()
+            for worker, indices in assignments:
+                pool.assign(worker, indices)
+            if not stopping and not self._planner.group_is_active():
+                stopping = True
+                pool.shutdown(drop_queued=False)
             assigned = pool.assigned()
             if not assigned:
                 return
-            if not stopping and not any(assigned.values()):
+            if not stopping and not any(assigned.values()) and not self._must_stop():
                 self._check_not_stalled()
             self._track_starts(assigned)
             self._terminal.release_if_due(time.monotonic())
@@ -207,6 +238,7 @@ class RunLoop:
             self._check_clocks(pool)
             if not stopping:
                 self._take_back_from_long_tests(pool)
+            self._end_rebooting_workers(pool)
 
     def _check_not_stalled(self) -> None:
         """No worker has work: fine while an event about a running test is on its way."""
@@ -224,6 +256,7 @@ class RunLoop:
             or self.stopped_because
             or self._interrupts
             or self._ending
+            or self.paused_because
         )
 
     # -- feeding workers --------------------------------------------------------
@@ -234,9 +267,11 @@ class RunLoop:
             return 1
         return min(MAX_QUEUED, 1 + int(PREFETCH_SECONDS / max(self._typical, 1e-6)))
 
-    def _dispatch(self, pool: Pool) -> None:
+    def _dispatch(self, pool: Pool) -> list[tuple[str, list[int]]]:
+        """What to hand to each worker now: (worker, item indices)."""
         depth = self._depth()
         now = time.monotonic()
+        assignments = []
         for worker, queue in pool.assigned().items():
             # Top up in batches: one message per half-emptied queue.
             if len(queue) > depth // 2 or (queue and self._runs_long(worker, now)):
@@ -244,12 +279,65 @@ class RunLoop:
             # A test with locks holds them from the moment it is handed out:
             # it goes to an idle worker, or behind short tests only (under
             # PREFETCH_SECONDS of work), never behind a long one.
-            if depth > 1:
-                taken = self._planner.take(depth - len(queue), lane=worker)
-            else:
-                taken = [] if queue else self._planner.take(1, lane=worker)
-            if taken:
-                pool.assign(worker, [self._index[task_id] for task_id in taken])
+            wanted = depth - len(queue) if depth > 1 else int(not queue)
+            indices = self._take(wanted, worker)
+            if indices:
+                self._recorder.started(self._items, indices, worker)
+                assignments.append((worker, indices))
+        return assignments
+
+    def _take(self, wanted: int, worker: str) -> list[int]:
+        """Up to *wanted* tests for *worker* to run; on the way, tests with a saved
+        result are reported from it, and a breakpoint stops the run."""
+        indices: list[int] = []
+        while len(indices) < wanted and not self._must_stop():
+            taken = self._planner.take(wanted - len(indices), lane=worker)
+            if not taken:
+                break
+            for position, task_id in enumerate(taken):
+                index = self._index[task_id]
+                if self._settle_from_saved(index):
+                    continue
+                if self._breaks_before(task_id):
+                    for other in taken[position:]:
+                        self._planner.give_back(other)
+                    break
+                indices.append(index)
+        return indices
+
+    def _settle_from_saved(self, index: int) -> bool:
+        """Report *index* from the state file, if a resumed run has its result
+        (or it was in flight and its on_resume is "crash"); True if it was."""
+        saved = self._saved
+        item = self._items[index]
+        if saved is None:
+            return False
+        found = saved.results.get(item.nodeid)
+        if found is not None:
+            outcome, blob = found
+            try:
+                payload = load_payload(blob)
+            except Exception as error:
+                self._reporter.problem(f"the saved result of {item.nodeid} cannot be read ({error}); it runs again")
+                return False
+            self._reporter.finished(item, payload)
+            self._planner.done(item.nodeid, outcome)
+            self._report_blocked()
+            return True
+        if item.nodeid in saved.in_flight and item.nodeid in self._crash_on_resume:
+            reports = self._reporter.died_in_flight(item)
+            self._conclude(item, index, "crashed", self._result_of(reports))
+            return True
+        return False
+
+    def _breaks_before(self, nodeid: str) -> bool:
+        """Whether a breakpoint stops the run before *nodeid* (not where a resume starts)."""
+        pattern = self._breakpoints.get(nodeid)
+        if pattern is None or (self._saved is not None and self._saved.break_at == nodeid):
+            return False
+        self.break_at = nodeid
+        self.paused_because = break_reason(pattern, nodeid)
+        return True
 
     def _nap_while_busy(self, assigned: Mapping[str, Sequence[int]]) -> None:
         """Sleep a little, if no worker can run out of work meanwhile (see NAP_SECONDS)."""
@@ -293,6 +381,8 @@ class RunLoop:
             if worker not in assigned and current is not None and not current.expired_because:
                 self._watchdog.ended(worker)
         for worker, queue in assigned.items():
+            if worker in self.rebooting:
+                continue  # waits to be ended, on no clock
             current = self._watchdog.current(worker)
             head = queue[0] if queue else None
             if current is not None and (current.index == head or current.expired_because):
@@ -342,16 +432,22 @@ class RunLoop:
         if isinstance(event, Finished):
             self._finished(event, pool)
         elif isinstance(event, Late):
-            self._reporter.late(self._items[event.index], event.payload)
+            item = self._items[event.index]
+            report = self._reporter.late(item, event.payload)
+            self._recorder.amend(self._session.config, item, event.index, report)
         elif isinstance(event, Dropped):
             for index in event.indices:
                 self._planner.give_back(self._items[index].nodeid)
         elif isinstance(event, Lost):
             self._lost(event)
         elif isinstance(event, Stray):
-            self._reporter.stray(self._items[event.index], event.pid)
+            item = self._items[event.index]
+            report = self._reporter.stray(item, event.pid)
+            self._recorder.amend(self._session.config, item, event.index, report)
         elif isinstance(event, WorkerOutput):
             self._worker_done(event)
+        elif isinstance(event, Reboot):
+            self._reboot_asked(event)
         else:
             assert isinstance(event, Gone), event
             self._planner.release_lane(event.worker)
@@ -360,10 +456,15 @@ class RunLoop:
         item = self._items[event.index]
         running = self._watchdog.current(event.worker)
         expired = running is not None and running.index == event.index and running.expired_because
+        # As it came: pytest's loader turns the serialized reports in it into objects.
+        result = None if expired or "calls" in event.payload else self._recorder.snapshot(event.payload)
         reports = self._reporter.finished(item, event.payload, running if expired else None)
         outcome = "timeout" if expired else outcome_of(reports)
         self._learn(item.nodeid, duration_of(reports))
-        self._conclude(item, outcome)
+        if result is None:
+            # A timeout's reports got the watchdog's notes here; a thread's were made here.
+            result = self._result_of(reports)
+        self._conclude(item, event.index, outcome, result)
         self._crashes_in_a_row = 0
         if "exit" in event.payload:
             self.exit_request = tuple(event.payload["exit"])
@@ -403,21 +504,23 @@ class RunLoop:
         running = self._watchdog.ended(event.worker)
         for index in event.queued:
             self._planner.give_back(self._items[index].nodeid)
+        if event.worker in self.rebooting:
+            return  # ended on purpose: its test runs again after the reboot
         what = f"worker {event.worker} {exit_description(event.exitcode)}"
         if event.ended:
             if event.running is None:
                 return
             item = self._items[event.running]
             if running is not None and running.index == event.running and running.expired_because:
-                self._reporter.timed_out(item, running.expired_because, running.stacks)
-                self._conclude(item, "timeout")
+                reports = self._reporter.timed_out(item, running.expired_because, running.stacks)
+                self._conclude(item, event.running, "timeout", self._result_of(reports))
             else:
                 # Started behind a timed-out test just before its worker was ended.
                 self._planner.give_back(item.nodeid)
         elif event.running is not None:
             item = self._items[event.running]
-            self._reporter.crashed(item, what, event.output, event.phase)
-            self._conclude(item, "crashed")
+            reports = self._reporter.crashed(item, what, event.output, event.phase)
+            self._conclude(item, event.running, "crashed", self._result_of(reports))
             self._crashes_in_a_row += 1
             if self._crashes_in_a_row >= self._limits.max_crashes:
                 self.stopped_because = (
@@ -425,12 +528,48 @@ class RunLoop:
                     "(--pexen-max-crashes); the run stopped"
                 )
         elif event.last is not None:
-            self._reporter.crashed_after(self._items[event.last], what)
+            item = self._items[event.last]
+            report = self._reporter.crashed_after(item, what)
+            self._recorder.amend(self._session.config, item, event.last, report)
 
-    def _conclude(self, item: pytest.Item, outcome: str) -> None:
-        """Tell the planner how *item* ended, and report what that blocks."""
+    def _conclude(self, item: pytest.Item, index: int, outcome: str, result: bytes | None = None) -> None:
+        """Tell the planner how *item* ended, and report what that blocks.
+
+        The *result* (the recorder's snapshot of what it was reported from)
+        goes to the state file, unless the test was interrupted: then it did
+        not finish, and a resume treats it as in flight.
+        """
         self._planner.done(item.nodeid, outcome)
+        if outcome != "interrupted":
+            self._recorder.finished(item, index, outcome, result)
         self._report_blocked()
+
+    def _result_of(self, reports: Sequence[pytest.TestReport]) -> bytes | None:
+        """What the state file keeps of a result the controller made (a crash, a timeout)."""
+        if isinstance(self._recorder, NoRecorder):
+            return None
+        return self._recorder.snapshot(controller_payload(self._session.config, reports))
+
+    # -- reboots ------------------------------------------------------------------
+
+    def _reboot_asked(self, event: Reboot) -> None:
+        """A test asked for a reboot: no test starts any more; the running ones finish."""
+        item = self._items[event.index]
+        self.rebooting[event.worker] = item
+        self._recorder.rebooting(item)
+        self._watchdog.ended(event.worker)
+        if self.paused_because is None:
+            self.paused_because = f"{item.nodeid} asked for a reboot"
+
+    def _end_rebooting_workers(self, pool: Pool) -> None:
+        """Once only tests waiting for the reboot are left, end their workers."""
+        if not self.rebooting or self._reboot_workers_ended:
+            return
+        if any(queue for worker, queue in pool.assigned().items() if worker not in self.rebooting):
+            return
+        self._reboot_workers_ended = True
+        for worker in self.rebooting:
+            pool.end(worker)
 
     def _learn(self, nodeid: str, seconds: float) -> None:
         self.durations[nodeid] = seconds

@@ -7,16 +7,18 @@ only when ``--pexen`` is given.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import gc
 import os
 import uuid
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generator, Mapping
+from typing import Any, Generator, Mapping, Sequence
 
 import pytest
 
+from . import _api
 from ._errors import PexenError
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
 from ._metadata import Meta, check_fields, merge
@@ -24,10 +26,11 @@ from ._options import Options
 from ._planner import Planner, Task, pull_in
 from ._pool import Pool
 from ._process_pool import ProcessPool
-from ._reporting import PEXEN_FAILURES
+from ._reporting import PEXEN_FAILURES, say
 from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
-from ._worker import Retry, run_in_thread, run_worker
+from ._resume import PAUSED, SessionState
+from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
 
 DURATIONS_KEY = "pexen/durations"
 
@@ -48,8 +51,14 @@ class PexenSession:
         self._groups: dict[str, GroupSpec] = {}
         self._timeouts: dict[str, float] = {}
         self._retries: dict[int, Retry] = {}
-        self._unenforced: dict[str, int] = {}
         self._durations: dict[str, float] = {}
+        #: Node ids whose on_resume is "crash".
+        self._crash_on_resume: frozenset[str] = frozenset()
+        #: Node ids a --pexen-break pattern matches, with the pattern.
+        self._breakpoints: dict[str, str] = {}
+        self._state = SessionState(config, options)
+        # Where reboot() cannot ask for a reboot: the controller's own threads.
+        _api.set_rebooter("pytest_pexen.reboot() works in tests of a process pool, not of a thread pool")
         cache = getattr(config, "cache", None)
         if cache is not None:
             self._durations = dict(cache.get(DURATIONS_KEY, {}))
@@ -75,7 +84,7 @@ class PexenSession:
         self._groups = self._configured_groups()
         defaults = _ConftestDefaults(self._config)
         metas = {item.nodeid: defaults.meta(item) for item in [*items, *deselected]}
-        self._unenforced = _unenforced_fields([metas[item.nodeid] for item in items])
+        self._crash_on_resume = frozenset(item.nodeid for item in items if metas[item.nodeid].on_resume == "crash")
         selected = [self._task(item, metas[item.nodeid]) for item in items]
         others = {item.nodeid: (item, self._task(item, metas[item.nodeid])) for item in deselected}
 
@@ -98,6 +107,7 @@ class PexenSession:
         self._planner = Planner(
             selected, absent=absent, durations=self._durations, group_order=list(self._groups)
         )
+        self._breakpoints = _breakpoints(self._options.breakpoints, selected)
         default_timeout = self._options.timeout
         self._timeouts = {}
         self._retries = {}
@@ -185,12 +195,24 @@ class PexenSession:
                 f"pexen: pulled in {count} test{'s' if count != 1 else ''} that the "
                 f"selection requires: {names} (--pexen-no-pull turns this off)"
             )
-        if self._unenforced:
-            used = ", ".join(f"{name} ({count})" for name, count in self._unenforced.items())
-            lines.append(
-                f"pexen: these fields are checked but not enforced by this version: {used}"
-            )
+        lines.extend(f"pexen: {note}" for note in self._state.notes)
+        unmatched = [p for p in self._options.breakpoints if p not in self._breakpoints.values()]
+        if unmatched:
+            lines.append(f"pexen: --pexen-break matches no selected test: {', '.join(unmatched)}")
         return lines
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        if self._state.nothing_to_resume is not None:
+            pytest.exit(self._state.nothing_to_resume, returncode=0)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Now that every report is written (terminal, xUnit files): a run
+        # killed before this point resumes, and writes them again.
+        if self._loop is not None and self._loop.ran_to_the_end and self._state.recorder is not None:
+            self._state.recorder.end(finished=True)
+        self._state.close()
 
     # -- running ------------------------------------------------------------
 
@@ -214,6 +236,13 @@ class PexenSession:
             session_timeout=self._options.session_timeout,
             max_crashes=self._options.max_crashes,
         )
+        saved = self._state.begin(items)
+        if self._state.store is not None:
+            # Workers fork from here and inherit these.
+            _api.reboot_counts = dict(saved.reboots) if saved else {}
+            _api.attempts_before = dict(saved.attempts) if saved else {}
+        for note in self._state.notes[-1:] if saved else ():
+            say(self._config, note)
         self._loop = loop = RunLoop(
             session,
             items,
@@ -221,6 +250,10 @@ class PexenSession:
             functools.partial(self._make_pool, session),
             dict(self._durations),
             limits,
+            recorder=self._state.recorder,
+            saved=saved,
+            breakpoints=self._breakpoints,
+            crash_on_resume=self._crash_on_resume,
         )
         # What collection made lives to the end: the collector need not scan
         # it again and again, and workers forked from here share its pages
@@ -234,6 +267,7 @@ class PexenSession:
         if loop.exit_request is not None:
             reason, returncode = loop.exit_request
             pytest.exit(reason, returncode)
+        self._pause_if_asked(loop)
         if session.shouldfail:
             raise session.Failed(session.shouldfail)
         if session.shouldstop:
@@ -242,6 +276,34 @@ class PexenSession:
             raise session.Interrupted(loop.stopped_because)
         return True
 
+    def _pause_if_asked(self, loop: RunLoop) -> None:
+        """A breakpoint or a reboot stopped the run, its state saved: say how it goes on."""
+        if loop.rebooting and self._options.reboot_cmd is not None:
+            from ._reboot import reboot
+
+            self._state.close()  # durable and unlocked before the machine goes down
+            reboot(self._config, self._options.reboot_cmd, self._options.reboot_wait, loop.paused_because or "")
+        if loop.break_at is not None:
+            pytest.exit(
+                f"pexen: {loop.paused_because}; the state is saved in {self._options.state}. "
+                "Continue from that test with: pytest --pexen --pexen-resume",
+                PAUSED,
+            )
+
+    def _reboot_refusal(self) -> str | None:
+        """Why pytest_pexen.reboot() cannot reboot in this run (None: it can)."""
+        if self._state.store is None:
+            return (
+                "pytest_pexen.reboot() needs the state file, so that the run can resume "
+                "after the reboot; --pexen-state is off"
+            )
+        if self._options.reboot_cmd is None:
+            return (
+                "pytest_pexen.reboot() needs a reboot command: pass --pexen-reboot-cmd CMD "
+                "or set ini pexen_reboot_cmd"
+            )
+        return None
+
     def _make_pool(self, session: pytest.Session, group: str) -> Pool:
         spec = self._groups[group]
         assert self._planner is not None
@@ -249,7 +311,8 @@ class PexenSession:
         if spec.pool == "thread":
             return ThreadPool(size, functools.partial(run_in_thread, session.items, self._retries))
         signals = self._loop.signals_before_run if self._loop is not None else {}
-        target = functools.partial(run_worker, session, self._retries, self._testrunuid)
+        setup = WorkerSetup(self._retries, self._testrunuid, self._reboot_refusal(), self._state.close_after_fork)
+        target = functools.partial(run_worker, session, setup)
         return ProcessPool(size, target, self._scratch, signals)
 
     def _save_durations(self, durations: dict[str, float]) -> None:
@@ -274,17 +337,18 @@ def _threadsafe(item: pytest.Item) -> bool:
     return getattr(item, "pexen_threadsafe", False) is True and not isinstance(item, pytest.Function)
 
 
-#: Fields accepted now and acted on by later releases.
-_UNENFORCED = ("on_resume",)
-def _unenforced_fields(metas: list[Meta]) -> dict[str, int]:
-    """How many tests set each field that this release does not act on."""
-    counts: dict[str, int] = {}
-    unset = Meta()
-    for meta in metas:
-        for name in _UNENFORCED:
-            if getattr(meta, name) != getattr(unset, name):
-                counts[name] = counts.get(name, 0) + 1
-    return counts
+def _breakpoints(patterns: Sequence[str], tasks: Sequence[Task]) -> dict[str, str]:
+    """The node ids --pexen-break *patterns* match (a node id glob, or tag:NAME
+    for the tests that provide NAME), each with the first pattern it matched."""
+    matched: dict[str, str] = {}
+    for pattern in patterns:
+        tag = pattern[4:] if pattern.startswith("tag:") else None
+        for task in tasks:
+            if task.id in matched:
+                continue
+            if (tag in task.provides) if tag is not None else fnmatch.fnmatchcase(task.id, pattern):
+                matched[task.id] = pattern
+    return matched
 
 
 class _ConftestDefaults:

@@ -378,6 +378,11 @@ class StateStore:
             run_id, "UPDATE runs SET status = ?, reason = ?, ended = ? WHERE id = ?", status, reason, time.time()
         )
 
+    def newest_run(self) -> RunInfo | None:
+        """The newest run in the file, finished or not, if any."""
+        row = self._query(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1")
+        return _run_info(row[0]) if row else None
+
     def newest_unfinished(self) -> RunInfo | None:
         """The newest run that is not finished (a resume continues it), if any."""
         row = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status != 'finished' ORDER BY id DESC LIMIT 1")

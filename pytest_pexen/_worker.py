@@ -15,6 +15,7 @@ item (or the end) shows what is no longer needed.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import signal
@@ -24,14 +25,14 @@ import time
 import traceback
 import warnings
 from collections import deque
-from typing import Any, Generator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Generator, Mapping, NamedTuple, Sequence
 
 import pytest
 from _pytest import nodes
 from _pytest.junitxml import xml_key
 from _pytest.runner import CallInfo
 
-from . import _worker_state
+from . import _api, _worker_state
 from ._channel import Channel
 from ._errors import Timeout
 from ._plugin import XUNIT_PLUGIN
@@ -322,10 +323,22 @@ class Retry(NamedTuple):
 NO_RETRY = Retry(0, 0.0)
 
 
-def run_worker(
-    session: pytest.Session, retries: Mapping[int, Retry], testrunuid: str, channel: Channel
-) -> None:
+class WorkerSetup(NamedTuple):
+    """What the controller tells every worker of a run (inherited through fork)."""
+
+    retries: Mapping[int, Retry]
+    testrunuid: str
+    #: None if pytest_pexen.reboot() may reboot; else why it cannot (its error).
+    reboot_refusal: str | None
+    #: Lets go, in the fresh worker, of what only the controller may use (the state file).
+    after_fork: Callable[[], None]
+
+
+def run_worker(session: pytest.Session, setup: WorkerSetup, channel: Channel) -> None:
     """The worker's whole life: receive indices, run items, send reports."""
+    setup.after_fork()
+    retries, testrunuid = setup.retries, setup.testrunuid
+    _api.set_rebooter(setup.reboot_refusal or functools.partial(_ask_for_reboot, channel))
     relay = _become_worker(session.config)
     channel.send(("files", None, capture_files(session.config)))
     _start(session, testrunuid, channel)
@@ -384,6 +397,17 @@ def run_worker(
         _finish_teardown(session, items[last[0]], last[0], None, relay, channel)
     _finish(session, channel)
     channel.close()
+
+
+def _ask_for_reboot(channel: Channel, item: pytest.Item) -> None:
+    """pytest_pexen.reboot() in a worker: tell the controller, then wait to be ended.
+
+    The controller saves the state, ends this worker once the other running
+    tests are done, and runs the reboot command; the test never goes on.
+    """
+    channel.send(("reboot", _worker_state.index, None))
+    while True:
+        time.sleep(3600)
 
 
 def _drop(queue: deque[tuple[int, int]], channel: Channel) -> None:

@@ -207,22 +207,3 @@ def test_ini_sets_the_worker_count(pytester, suite, run, events):
     )
     run("--pexen").assert_outcomes(passed=4)
     assert len(events().pids()) == 1
-
-
-def test_fields_not_enforced_yet_are_announced(suite, run):
-    suite(
-        test_later='''
-        import pytest
-
-        @pytest.mark.pexen(on_resume="crash")
-        def test_one():
-            pass
-
-        @pytest.mark.pexen(on_resume="rerun")
-        def test_two():
-            pass
-        '''
-    )
-    result = run("--pexen")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["pexen: these fields are checked but not enforced by this version: on_resume (1)"])
