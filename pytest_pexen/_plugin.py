@@ -174,7 +174,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("pexen_status"):
         return None
     from ._options import state_path
-    from ._state import StateError, StateStore, format_status
+    from ._state import StateError, format_status, peek_runs
 
     try:
         path = state_path(config)
@@ -183,9 +183,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         if not path.exists():
             print(f"pexen: no state file at {path}: no --pexen run has recorded itself there yet")
             return 0
-        with StateStore.open(path, config.rootpath) as store:
-            print(f"pexen: runs in {path}")
-            print(format_status(store.runs()))
+        runs, holder = peek_runs(path, config.rootpath)
+        print(f"pexen: runs in {path}")
+        print(format_status(runs, holder))
     except (PexenError, StateError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)

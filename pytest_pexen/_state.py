@@ -88,7 +88,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from ._errors import PexenError
 
@@ -100,6 +100,8 @@ FORMAT_VERSION = 1
 DEFAULT_PATH = Path(".pexen", "state.db")
 #: How to resume, as the status display and messages say it.
 RESUME_COMMAND = "pytest --pexen --pexen-resume"
+#: Runs a file keeps: beginning a run forgets the ones before these.
+KEPT_RUNS = 5
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _ANOTHER_FILE = "pass --pexen-state PATH to use another file"
@@ -352,6 +354,7 @@ class StateStore:
             run_id = cursor.lastrowid
             assert run_id is not None
             _insert_tests(connection, run_id, nodeids, first_position=0)
+            _forget_old_runs(connection)
         return run_id
 
     def add_tests(self, run_id: int, nodeids: Sequence[str]) -> None:
@@ -438,34 +441,7 @@ class StateStore:
 
     def runs(self) -> list[RunSummary]:
         """Every run in the file, newest first, for the status display."""
-        outcomes: dict[int, dict[str, int]] = {}
-        waiting: dict[int, int] = {}
-        tests: dict[int, int] = {}
-        counts = self._query("SELECT run, status, outcome, count(*) FROM tests GROUP BY run, status, outcome")
-        for run_id, status, outcome, count in counts:
-            tests[run_id] = tests.get(run_id, 0) + count
-            if status == "done":
-                outcomes.setdefault(run_id, {})[outcome] = count
-            elif status in ("pending", "reboot"):
-                waiting[run_id] = waiting.get(run_id, 0) + count
-        in_flight: dict[int, list[str]] = {}
-        for run_id, nodeid in self._query("SELECT run, nodeid FROM tests WHERE status = 'running' ORDER BY position"):
-            in_flight.setdefault(run_id, []).append(nodeid)
-        return [
-            RunSummary(
-                run_id=run_id,
-                started=started,
-                status=status,
-                reason=reason,
-                tests=tests.get(run_id, 0),
-                outcomes=outcomes.get(run_id, {}),
-                waiting=waiting.get(run_id, 0),
-                in_flight=tuple(in_flight.get(run_id, ())),
-            )
-            for run_id, started, status, reason in self._query(
-                "SELECT id, started, status, reason FROM runs ORDER BY id DESC"
-            )
-        ]
+        return _run_summaries(self._query)
 
     # Mechanism.
 
@@ -508,14 +484,85 @@ class StateStore:
             return self._live_connection().execute(statement, parameters).fetchall()
 
 
-def format_status(summaries: Sequence[RunSummary]) -> str:
-    """The runs as a short text table, newest first, with how to resume."""
+def _run_summaries(query: Callable[..., list[tuple[Any, ...]]]) -> list[RunSummary]:
+    """Every run in a state file, newest first, read through *query*."""
+    outcomes: dict[int, dict[str, int]] = {}
+    waiting: dict[int, int] = {}
+    tests: dict[int, int] = {}
+    counts = query("SELECT run, status, outcome, count(*) FROM tests GROUP BY run, status, outcome")
+    for run_id, status, outcome, count in counts:
+        tests[run_id] = tests.get(run_id, 0) + count
+        if status == "done":
+            outcomes.setdefault(run_id, {})[outcome] = count
+        elif status in ("pending", "reboot"):
+            waiting[run_id] = waiting.get(run_id, 0) + count
+    in_flight: dict[int, list[str]] = {}
+    for run_id, nodeid in query("SELECT run, nodeid FROM tests WHERE status = 'running' ORDER BY position"):
+        in_flight.setdefault(run_id, []).append(nodeid)
+    return [
+        RunSummary(
+            run_id=run_id,
+            started=started,
+            status=status,
+            reason=reason,
+            tests=tests.get(run_id, 0),
+            outcomes=outcomes.get(run_id, {}),
+            waiting=waiting.get(run_id, 0),
+            in_flight=tuple(in_flight.get(run_id, ())),
+        )
+        for run_id, started, status, reason in query(
+            "SELECT id, started, status, reason FROM runs ORDER BY id DESC"
+        )
+    ]
+
+
+def peek_runs(path: Path, rootdir: Path) -> tuple[list[RunSummary], str | None]:
+    """The runs in the state file at *path*, read without taking its lock, and
+    who holds it (a live run) if anyone: for --pexen-status. Raises StateError
+    as :meth:`StateStore.open` does."""
+    _check_regular_file(path)
+    holder = _holder(path)
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT)
+    try:
+        with _sqlite_errors(path, opening=True):
+            (application_id,) = connection.execute("PRAGMA application_id").fetchone()
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            _check_ours(path, application_id, version)
+            _check_rootdir(connection, path, rootdir.resolve())
+            runs = _run_summaries(lambda statement, *parameters: connection.execute(statement, parameters).fetchall())
+    finally:
+        connection.close()
+    return runs, holder
+
+
+def _holder(path: Path) -> str | None:
+    """Who holds the file's lock now, if anyone (probed before SQLite opens it:
+    closing the probe's descriptor drops this process's POSIX locks on the file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = _read_owner(path)
+        return owner.describe() if owner is not None else "another process"
+    finally:
+        os.close(fd)
+    return None
+
+
+def format_status(summaries: Sequence[RunSummary], holder: str | None = None) -> str:
+    """The runs as a short text table, newest first, with how to resume.
+
+    *holder*: who holds the file now; then its newest run is running now, not interrupted.
+    """
     if not summaries:
         return "No runs are recorded in this state file."
     newest_first = sorted(summaries, key=lambda summary: summary.run_id, reverse=True)
+    live = newest_first[0].run_id if holder is not None and newest_first[0].status == "running" else None
     table = [("run", "started", "status", "tests", "results")]
     table += [
-        (str(s.run_id), _clock(s.started), _status_word(s.status), str(s.tests), _results(s)) for s in newest_first
+        (str(s.run_id), _clock(s.started), "running now" if s.run_id == live else _status_word(s.status),
+         str(s.tests), _results(s))
+        for s in newest_first
     ]
     widths = [max(len(row[column]) for row in table) for column in range(4)]
     indent = " " * (widths[0] + 2)
@@ -524,7 +571,9 @@ def format_status(summaries: Sequence[RunSummary]) -> str:
         lines.append(_table_line(row, widths))
         lines += [indent + detail for detail in _details(summary)]
     resumable = [summary for summary in newest_first if summary.resumable]
-    if resumable:
+    if live is not None:
+        lines.append(f"Run {live} is running now, in {holder}.")
+    elif resumable:
         lines.append(f"Run {resumable[0].run_id} can be resumed: {RESUME_COMMAND}")
     else:
         lines.append("Every run finished: nothing to resume.")
@@ -881,6 +930,14 @@ def _check_unique(nodeids: Sequence[str]) -> None:
         seen: set[str] = set()
         repeated = sorted({nodeid for nodeid in nodeids if nodeid in seen or seen.add(nodeid)})
         raise ValueError(f"node ids given more than once: {', '.join(repeated)}")
+
+
+def _forget_old_runs(connection: sqlite3.Connection) -> None:
+    """Keep the newest KEPT_RUNS runs: the file (and the check at every open)
+    would otherwise grow with every run. Their pages are reused, not returned."""
+    old = "SELECT id FROM runs ORDER BY id DESC LIMIT -1 OFFSET ?"
+    connection.execute(f"DELETE FROM tests WHERE run IN ({old})", (KEPT_RUNS,))
+    connection.execute(f"DELETE FROM runs WHERE id IN ({old})", (KEPT_RUNS,))
 
 
 def _insert_tests(connection: sqlite3.Connection, run_id: int, nodeids: Sequence[str], first_position: int) -> None:

@@ -375,6 +375,9 @@ def test_a_second_run_on_the_same_state_file_is_refused(suite, launch, run, even
     result = run("--pexen")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*state.db is in use by another pytest-pexen run (pid {process.pid}*"])
+    status = run("--pexen-status")  # looking needs no lock
+    assert status.ret == 0
+    status.stdout.fnmatch_lines(["*1*running now*", "*in flight*test_slow*", f"Run 1 is running now, in pid {process.pid}*"])
     kill_group(process)
 
 

@@ -24,9 +24,11 @@ from pytest_pexen._errors import PexenError
 from pytest_pexen._state import (
     APPLICATION_ID,
     FORMAT_VERSION,
+    KEPT_RUNS,
     StateError,
     StateStore,
     format_status,
+    peek_runs,
 )
 
 #: Opens the store at argv[1] for rootdir argv[2]; prints "opened" or the StateError.
@@ -679,3 +681,29 @@ def test_a_store_killed_at_random_moments_keeps_every_committed_result(tmp_path)
         assert [record.position for record in done] == list(range(len(done)))
         assert all(record.result == record.nodeid.encode().ljust(1024, b".") for record in done)
     assert read_one(path, "PRAGMA quick_check") == "ok"
+
+
+def test_a_file_keeps_the_newest_runs_only(tmp_path):
+    with StateStore.open(tmp_path / "state.db", tmp_path) as store:
+        run_ids = [store.begin_run([], {}, [f"t{n}", "shared"]) for n in range(KEPT_RUNS + 3)]
+        assert [summary.run_id for summary in store.runs()] == run_ids[::-1][:KEPT_RUNS]
+        for forgotten in run_ids[:3]:
+            assert store.records(forgotten) == {}
+        assert set(store.records(run_ids[-1])) == {f"t{KEPT_RUNS + 2}", "shared"}
+
+
+def test_the_runs_can_be_read_while_a_run_holds_the_file(tmp_path):
+    path = tmp_path / "state.db"
+    with StateStore.open(path, tmp_path) as store:
+        run_id = store.begin_run([], {}, ["a", "b"])
+        store.started(run_id, "a", "gw0", time.time())
+        store.commit()
+        (summary,), holder = peek_runs(path, tmp_path)
+        assert (summary.run_id, summary.status, summary.in_flight) == (run_id, "running", ("a",))
+        assert holder is not None and f"pid {os.getpid()}" in holder
+        assert "is running now" in format_status([summary], holder)
+        with pytest.raises(StateError, match="in use by another pytest-pexen run"):
+            StateStore.open(path, tmp_path)
+    assert peek_runs(path, tmp_path)[1] is None
+    with pytest.raises(StateError, match="holds the runs of rootdir"):
+        peek_runs(path, tmp_path / "elsewhere")
