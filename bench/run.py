@@ -116,6 +116,12 @@ def pexen_timeout_mode(workers: int) -> Mode:
     return Mode(f"{base.name} --pexen-timeout=60", (*base.args, "--pexen-timeout=60"))
 
 
+def pexen_stateless_mode(workers: int) -> Mode:
+    """pexen keeping no state file: what durable state costs is the difference."""
+    base = pexen_mode(workers)
+    return Mode(f"{base.name} --pexen-state=off", (*base.args, "--pexen-state=off"))
+
+
 def pytest_env(pycache: Path) -> dict[str, str]:
     """The environment for pytest subprocesses: no autoloaded plugins, no
     addopts, and bytecode written under *pycache* (so that it is reused after
@@ -389,6 +395,17 @@ def size_targets(sizes: Sequence[SizeResult] | None, workers: int) -> list[Targe
     return targets
 
 
+#: Durable state (the default) may cost this much of a run without it.
+STATE_TARGET = 1.05
+
+
+def state_cost_target(result: SizeResult, workers: int) -> Target:
+    """The total with the state file over the total with --pexen-state=off."""
+    kept = result.modes[pexen_mode(workers).name].total
+    off = result.modes[pexen_stateless_mode(workers).name].total
+    return Target(f"{result.tests} tests: pexen with its state file / --pexen-state=off", kept / off, STATE_TARGET)
+
+
 def print_watchdog_cost(result: SizeResult, workers: int) -> None:
     watched = result.modes[pexen_timeout_mode(workers).name].total
     unwatched = result.modes[pexen_mode(workers).name].total
@@ -408,7 +425,7 @@ def bench_throughput(
     for index, (tests, rounds) in enumerate(sizes):
         modes = [PLAIN, xdist_mode(workers), pexen_mode(workers)]
         if index == 0:
-            modes.append(pexen_timeout_mode(workers))
+            modes += [pexen_timeout_mode(workers), pexen_stateless_mode(workers)]
         print(
             f"\n  {tests} tests, {rounds} round{'s' if rounds != 1 else ''} after a warm-up "
             "round (each mode's --collect-only time in parentheses)"
@@ -417,6 +434,7 @@ def bench_throughput(
         print_size(result)
         if index == 0:
             print_watchdog_cost(result, workers)
+            print_targets([state_cost_target(result, workers)])
         measured = [t for t in size_targets([result], workers) if t.ratio is not None]
         if measured:
             print_targets(measured)
@@ -1215,6 +1233,7 @@ class Results:
     def targets(self, workers: int) -> list[Target]:
         return [
             *size_targets(self.sizes, workers),
+            *[state_cost_target(size, workers) for size in (self.sizes or ())[:1]],
             Target("DAG: makespan / lower bound", self.dag.ratio, BOUND_TARGET),
             Target("drill: makespan / lower bound", self.drill.ratio, BOUND_TARGET),
             *layout_targets(self.layouts, workers),

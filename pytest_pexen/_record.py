@@ -166,9 +166,11 @@ def controller_payload(config: pytest.Config, reports: Sequence[pytest.TestRepor
 
 def _dump(payload: dict[str, Any]) -> bytes | None:
     """*payload* pickled; without its warnings if they cannot be; None if it cannot be at all."""
-    for kept in (payload, {key: value for key, value in payload.items() if key != "warnings"}):
-        try:
-            return pickle.dumps(kept, pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            continue
-    return None
+    try:
+        return pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pass
+    try:
+        return pickle.dumps({key: value for key, value in payload.items() if key != "warnings"}, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None

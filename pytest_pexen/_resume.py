@@ -44,10 +44,10 @@ class SessionState:
         #: Lines for the user once collection is done.
         self.notes: list[str] = []
         self.recorder: Recorder | None = None
+        if options.state is None and options.resume:
+            raise pytest.UsageError("--pexen-resume needs the state file (--pexen-state is off)")
         if options.state is None or config.option.collectonly:
-            if options.resume:
-                raise pytest.UsageError("--pexen-resume needs the state file (--pexen-state is off)")
-            return
+            return  # --collect-only runs nothing: it neither records nor resumes
         directory = options.state.parent
         new_directory = not os.path.lexists(directory)
         try:

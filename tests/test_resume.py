@@ -23,8 +23,9 @@ from pytest_pexen._resume import PAUSED
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
-def pexen_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", "-p", "no:cacheprovider", *args]
+def pexen_command(*args: str, cache: bool = False) -> list[str]:
+    no_cache = () if cache else ("-p", "no:cacheprovider")
+    return [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", *no_cache, *args]
 
 
 @pytest.fixture
@@ -32,11 +33,11 @@ def launch(pytester: pytest.Pytester) -> Callable[..., subprocess.Popen[str]]:
     """Start pytest in the suite as the leader of a process group of its own."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(*args: str) -> subprocess.Popen[str]:
+    def start(*args: str, cache: bool = False) -> subprocess.Popen[str]:
         env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
         env.pop("PYTEST_ADDOPTS", None)
         process = subprocess.Popen(
-            pexen_command(*args),
+            pexen_command(*args, cache=cache),
             cwd=pytester.path,
             env=env,
             stdout=subprocess.PIPE,
@@ -230,6 +231,36 @@ def test_in_flight_tests_follow_on_resume(suite, launch, events, wait_for, pytes
     assert events().names().count("test_rerun_policy") == 2
     assert events().names().count("test_crash_policy") == 1
     assert events().names().count("test_quick") == 1
+
+
+def test_last_failed_knows_the_failures_of_the_parts_before_a_resume(suite, launch, run, events, wait_for, pytester):
+    suite(
+        test_lf='''
+        import os, time
+
+        MARK = os.path.join(os.path.dirname(__file__), "second-time")
+
+        def test_fails():
+            assert 0
+
+        def test_slow():
+            time.sleep(0 if os.path.exists(MARK) else 60)
+
+        def test_passes():
+            pass
+        '''
+    )
+    process = launch("--pexen", "--pexen-workers=3", cache=True)
+    assert wait_for(lambda: {"test_fails", "test_passes"} <= set(events().names("end")), 30)
+    time.sleep(0.3)  # their results are committed within a turn of the loop
+    kill_group(process)
+    (pytester.path / "second-time").write_text("")
+    code, output = finish(launch("--pexen", "--pexen-resume", cache=True))
+    assert code == 1, output
+    assert events().names().count("test_fails") == 1  # reported from the state file
+    last_failed = run("--pexen", "--lf", "-v")
+    last_failed.assert_outcomes(failed=1, deselected=2)
+    last_failed.stdout.fnmatch_lines(["*test_lf.py::test_fails FAILED*"])
 
 
 # -- reboots ---------------------------------------------------------------------------
