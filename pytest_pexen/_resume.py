@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -123,9 +124,13 @@ class SessionState:
         return saved
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+        store, self.store = self.store, None
+        if store is None:
+            return
+        try:
+            store.close()
+        except StateError as error:
+            sys.stderr.write(f"pexen: the state file could not be closed cleanly: {error}\n")
 
     def close_after_fork(self) -> None:
         """In a worker: let go of the state file; only the controller writes it."""

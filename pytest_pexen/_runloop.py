@@ -24,6 +24,7 @@ from ._planner import Planner, State
 from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
 from ._record import NoRecorder, Recorder, Saved, break_reason, controller_payload, load_payload
 from ._reporting import Reporter, duration_of, outcome_of
+from ._state import StateError
 from ._terminal import HeldTerminal
 from ._watchdog import UNWIND_SECONDS, Watchdog
 
@@ -120,6 +121,7 @@ class RunLoop:
         self.rebooting: dict[str, pytest.Item] = {}
         self._reboot_workers_ended = False
         self.ran_to_the_end = False
+        self._state_failed = False
 
     # -- the whole run --------------------------------------------------------
 
@@ -151,9 +153,9 @@ class RunLoop:
             #: Every test ran: the session marks the run finished once its
             #: reports are written (a kill before then resumes and writes them).
             self.ran_to_the_end = why is None and self.paused_because is None
+            self._commit()
             if not self.ran_to_the_end:
-                self._recorder.end(finished=False, reason=self.paused_because or why or "")
-            self._recorder.commit()
+                self._state_write(lambda: self._recorder.end(finished=False, reason=self.paused_because or why or ""))
         finally:
             self._terminal.close()
             for signum, handler in previous.items():
@@ -217,7 +219,7 @@ class RunLoop:
             assignments = [] if stopping else self._dispatch(pool)
             # One commit a turn: the results that came in and the starts about
             # to go out, durable before any of those tests can start.
-            self._recorder.commit()
+            self._commit()
             for worker, indices in assignments:
                 pool.assign(worker, indices)
             if not stopping and not self._planner.group_is_active():
@@ -543,6 +545,20 @@ class RunLoop:
         if outcome != "interrupted":
             self._recorder.finished(item, index, outcome, result)
         self._report_blocked()
+
+    def _commit(self) -> None:
+        """Make what the recorder holds durable (see :meth:`_state_write`)."""
+        self._state_write(self._recorder.commit)
+
+    def _state_write(self, write: Callable[[], None]) -> None:
+        """A write to the state file; one that fails is said once, and the run
+        goes on (the store keeps what it could not write, for the next try)."""
+        try:
+            write()
+        except StateError as error:
+            if not self._state_failed:
+                self._state_failed = True
+                self._reporter.problem(f"the state file cannot be written; the run goes on, but a resume may miss results: {error}")
 
     def _result_of(self, reports: Sequence[pytest.TestReport]) -> bytes | None:
         """What the state file keeps of a result the controller made (a crash, a timeout)."""

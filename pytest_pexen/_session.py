@@ -11,6 +11,7 @@ import fnmatch
 import functools
 import gc
 import os
+import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +31,7 @@ from ._reporting import PEXEN_FAILURES, say
 from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
 from ._resume import PAUSED, SessionState
+from ._state import StateError
 from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
 
 DURATIONS_KEY = "pexen/durations"
@@ -210,9 +212,13 @@ class PexenSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # Now that every report is written (terminal, xUnit files): a run
         # killed before this point resumes, and writes them again.
-        if self._loop is not None and self._loop.ran_to_the_end and self._state.recorder is not None:
-            self._state.recorder.end(finished=True)
-        self._state.close()
+        try:
+            if self._loop is not None and self._loop.ran_to_the_end and self._state.recorder is not None:
+                self._state.recorder.end(finished=True)
+        except StateError as error:
+            sys.stderr.write(f"pexen: the run could not be marked finished in the state file: {error}\n")
+        finally:
+            self._state.close()
 
     # -- running ------------------------------------------------------------
 
