@@ -17,6 +17,13 @@ from ._errors import PexenError
 
 #: Name under which the xUnit writer is registered (workers unregister it).
 XUNIT_PLUGIN = "pexen-xunit"
+#: Options that mean nothing without --pexen: (option, dest).
+_PEXEN_ONLY = (
+    ("--pexen-resume", "pexen_resume"),
+    ("--pexen-resume-anyway", "pexen_resume_anyway"),
+    ("--pexen-break", "pexen_break"),
+    ("--pexen-reboot-cmd", "pexen_reboot_cmd"),
+)
 #: --pexen-xunit-flavor choices (see :mod:`._xunit`).
 FLAVORS = ("junit10", "rich")
 MARKER_HELP = (
@@ -203,6 +210,9 @@ def pytest_configure(config: pytest.Config) -> None:
             XunitWriter(xunit, config.getoption("pexen_xunit_flavor")), XUNIT_PLUGIN
         )
     if not config.getoption("pexen"):
+        given = [name for name, dest in _PEXEN_ONLY if config.getoption(dest)]
+        if given:
+            raise pytest.UsageError(f"{', '.join(given)} needs --pexen")
         return
     from ._options import read_options
 

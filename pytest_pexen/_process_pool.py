@@ -510,6 +510,8 @@ def _child_main(target: WorkerTarget, channel: Channel) -> None:
         target(channel)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+    except (BrokenPipeError, ConnectionResetError):
+        code = 1  # the controller is gone: nobody reads what we would say
     except BaseException:
         traceback.print_exc()
         code = 70

@@ -1,8 +1,9 @@
 """In the controller: what a run tells its state file, and what a resume reads back.
 
 The run loop calls a :class:`Recorder` at the moments that matter for a
-resume: a test handed to a worker (it may start at once), a test's result,
-a reboot asked for, the run's end. The recorder buffers them in the state
+resume: a test handed to a worker (it may start at once, so it counts as
+started), handed tests that came back without starting, a test's result, a
+reboot asked for, the run's end. The recorder buffers them in the state
 store and :meth:`Recorder.commit` makes them durable, once per turn of the
 loop, before any test the turn hands out can start.
 
@@ -119,6 +120,11 @@ class Recorder:
         payload["late"] = [*payload.get("late", ()), serialized]
         self.finished(item, index, outcome, _dump(payload) or result)
 
+    def unstarted(self, items: Sequence[pytest.Item], indices: Sequence[int]) -> None:
+        """Tests handed out (so recorded as started) came back without starting."""
+        for index in indices:
+            self._store.unstarted(self.run_id, items[index].nodeid)
+
     def rebooting(self, item: pytest.Item) -> None:
         self._store.rebooting(self.run_id, item.nodeid)
 
@@ -146,6 +152,9 @@ class NoRecorder(Recorder):
         pass
 
     def amend(self, config: pytest.Config, item: pytest.Item, index: int, report: pytest.TestReport) -> None:
+        pass
+
+    def unstarted(self, items: Sequence[pytest.Item], indices: Sequence[int]) -> None:
         pass
 
     def rebooting(self, item: pytest.Item) -> None:

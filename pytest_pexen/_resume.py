@@ -67,9 +67,9 @@ class SessionState:
                 self._take_selection(unfinished)
         elif unfinished is not None:
             self.notes.append(
-                f"run {unfinished.run_id} in {options.state} is unfinished ({_status_of(unfinished)}); "
-                f"this run starts afresh, and a later --pexen-resume continues this one. "
-                f"To continue run {unfinished.run_id} instead: {RESUME_COMMAND}"
+                f"run {unfinished.run_id} in {options.state} is unfinished ({_status_of(unfinished)}). "
+                f"This is a new run, and --pexen-resume will continue it, not run {unfinished.run_id}. "
+                f"To continue run {unfinished.run_id} instead, stop this one now and run: {RESUME_COMMAND}"
             )
 
     # -- selection ------------------------------------------------------------
@@ -106,18 +106,20 @@ class SessionState:
             return None
         nodeids = [item.nodeid for item in items]
         run = self.resumed
-        if run is None:
-            args = list(self._config.invocation_params.args)
-            run_id = store.begin_run(args, _selection(self._config), nodeids)
-            self.recorder = Recorder(store, run_id)
-            return None
-        records = store.records(run.run_id)
-        added = [nodeid for nodeid in nodeids if nodeid not in records]
-        current = set(nodeids)
-        removed = [nodeid for nodeid in records if nodeid not in current]
-        if added:
-            store.add_tests(run.run_id, added)
-        store.resume_run(run.run_id)
+        try:
+            if run is None:
+                args = list(self._config.invocation_params.args)
+                self.recorder = Recorder(store, store.begin_run(args, _selection(self._config), nodeids))
+                return None
+            records = store.records(run.run_id)
+            added = [nodeid for nodeid in nodeids if nodeid not in records]
+            current = set(nodeids)
+            removed = [nodeid for nodeid in records if nodeid not in current]
+            if added:
+                store.add_tests(run.run_id, added)
+            store.resume_run(run.run_id)
+        except StateError as error:
+            raise pytest.UsageError(f"the run cannot be recorded, so it does not start: {error}") from None
         self.recorder = Recorder(store, run.run_id)
         saved = Saved.from_records(run.run_id, records, break_at(run.reason))
         self.notes.append(_resume_note(run, saved, current, added, removed))

@@ -122,6 +122,8 @@ class RunLoop:
         self._reboot_workers_ended = False
         self.ran_to_the_end = False
         self._state_failed = False
+        #: Tests the session timeout ended: not their own result, so a resume runs them again.
+        self._cut_by_session: set[int] = set()
 
     # -- the whole run --------------------------------------------------------
 
@@ -204,8 +206,7 @@ class RunLoop:
                 item = self._items[event.running]
                 self._reporter.crashed(item, self._ending, event.output, event.phase, "interrupted")
                 self._conclude(item, event.running, "interrupted")
-            for index in event.queued:
-                self._planner.give_back(self._items[index].nodeid)
+            self._give_back(event.queued)
 
     def _loop(self, pool: Pool) -> None:
         stopping = False
@@ -282,15 +283,20 @@ class RunLoop:
             # it goes to an idle worker, or behind short tests only (under
             # PREFETCH_SECONDS of work), never behind a long one.
             wanted = depth - len(queue) if depth > 1 else int(not queue)
-            indices = self._take(wanted, worker)
+            indices = self._take(wanted, worker, len(queue))
             if indices:
                 self._recorder.started(self._items, indices, worker)
                 assignments.append((worker, indices))
         return assignments
 
-    def _take(self, wanted: int, worker: str) -> list[int]:
-        """Up to *wanted* tests for *worker* to run; on the way, tests with a saved
-        result are reported from it, and a breakpoint stops the run."""
+    def _take(self, wanted: int, worker: str, queued: int) -> list[int]:
+        """Up to *wanted* tests for *worker*, which has *queued* already, to run.
+
+        On the way, tests with a saved result are reported from it, and a
+        breakpoint stops the run. A test whose on_resume is "crash" (with a
+        state file) goes to an idle worker only, and nothing goes before it:
+        handed out, it starts at once, so a resume can tell it was running.
+        """
         indices: list[int] = []
         while len(indices) < wanted and not self._must_stop():
             taken = self._planner.take(wanted - len(indices), lane=worker)
@@ -300,12 +306,16 @@ class RunLoop:
                 index = self._index[task_id]
                 if self._settle_from_saved(index):
                     continue
-                if self._breaks_before(task_id):
+                waits = self._starts_alone(task_id) and (queued or indices)
+                if waits or self._breaks_before(task_id):
                     for other in taken[position:]:
                         self._planner.give_back(other)
-                    break
+                    return indices
                 indices.append(index)
         return indices
+
+    def _starts_alone(self, nodeid: str) -> bool:
+        return nodeid in self._crash_on_resume and not isinstance(self._recorder, NoRecorder)
 
     def _settle_from_saved(self, index: int) -> bool:
         """Report *index* from the state file, if a resumed run has its result
@@ -369,8 +379,13 @@ class RunLoop:
         now = time.monotonic()
         for worker, queue in pool.assigned().items():
             if len(queue) > 1 and self._runs_long(worker, now):
-                for index in pool.revoke(worker):
-                    self._planner.give_back(self._items[index].nodeid)
+                self._give_back(pool.revoke(worker))
+
+    def _give_back(self, indices: Sequence[int]) -> None:
+        """Tests handed out that never started: back to the planner, for any worker."""
+        for index in indices:
+            self._planner.give_back(self._items[index].nodeid)
+        self._recorder.unstarted(self._items, indices)
 
     # -- the watchdog -------------------------------------------------------------
 
@@ -409,6 +424,9 @@ class RunLoop:
             limit = self._limits.session_timeout
             self.stopped_because = f"the session timeout of {limit:g}s expired"
             for worker in self._watchdog.workers():
+                running = self._watchdog.current(worker)
+                if running is not None:
+                    self._cut_by_session.add(running.index)
                 self._expire(pool, worker, f"{self.stopped_because} while it ran (pexen watchdog)")
         for worker, running in self._watchdog.due(now):
             if running.expired_because is None:
@@ -438,8 +456,7 @@ class RunLoop:
             report = self._reporter.late(item, event.payload)
             self._recorder.amend(self._session.config, item, event.index, report)
         elif isinstance(event, Dropped):
-            for index in event.indices:
-                self._planner.give_back(self._items[index].nodeid)
+            self._give_back(event.indices)
         elif isinstance(event, Lost):
             self._lost(event)
         elif isinstance(event, Stray):
@@ -504,8 +521,7 @@ class RunLoop:
     def _lost(self, event: Lost) -> None:
         self._planner.release_lane(event.worker)
         running = self._watchdog.ended(event.worker)
-        for index in event.queued:
-            self._planner.give_back(self._items[index].nodeid)
+        self._give_back(event.queued)
         if event.worker in self.rebooting:
             return  # ended on purpose: its test runs again after the reboot
         what = f"worker {event.worker} {exit_description(event.exitcode)}"
@@ -538,11 +554,12 @@ class RunLoop:
         """Tell the planner how *item* ended, and report what that blocks.
 
         The *result* (the recorder's snapshot of what it was reported from)
-        goes to the state file, unless the test was interrupted: then it did
-        not finish, and a resume treats it as in flight.
+        goes to the state file, unless the test was interrupted or cut off by
+        the session timeout: then it did not finish on its own, and a resume
+        treats it as in flight.
         """
         self._planner.done(item.nodeid, outcome)
-        if outcome != "interrupted":
+        if outcome != "interrupted" and index not in self._cut_by_session:
             self._recorder.finished(item, index, outcome, result)
         self._report_blocked()
 

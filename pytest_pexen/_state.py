@@ -155,6 +155,10 @@ _STARTED = (
 )
 _FINISHED = "UPDATE tests SET status = 'done', ended = ?, outcome = ?, result = ? WHERE run = ? AND nodeid = ?"
 _REBOOTING = "UPDATE tests SET status = 'reboot', reboots = reboots + 1 WHERE run = ? AND nodeid = ?"
+_UNSTARTED = (
+    "UPDATE tests SET status = 'pending', attempts = attempts - 1, started = NULL, worker = NULL"
+    " WHERE status = 'running' AND run = ? AND nodeid = ?"
+)
 _RUN_COLUMNS = "id, started, pid, host, rootdir, args, settings, status, reason, ended, resumes"
 _TEST_COLUMNS = "nodeid, position, status, attempts, reboots, started, ended, worker, outcome, result"
 
@@ -408,6 +412,10 @@ class StateStore:
         """*nodeid* ended at *when* with *outcome*; *result* is kept as it is, for a replay."""
         self._buffer.append((_FINISHED, (when, outcome, result, run_id, nodeid)))
 
+    def unstarted(self, run_id: int, nodeid: str) -> None:
+        """*nodeid*, recorded as started when it was handed out, came back without starting."""
+        self._buffer.append((_UNSTARTED, (run_id, nodeid)))
+
     def rebooting(self, run_id: int, nodeid: str) -> None:
         """*nodeid* asked for a reboot: one reboot more, and it runs again on resume."""
         self._buffer.append((_REBOOTING, (run_id, nodeid)))
@@ -570,13 +578,14 @@ def format_status(summaries: Sequence[RunSummary], holder: str | None = None) ->
     for row, summary in zip(table[1:], newest_first):
         lines.append(_table_line(row, widths))
         lines += [indent + detail for detail in _details(summary)]
-    resumable = [summary for summary in newest_first if summary.resumable]
+    newest = newest_first[0]
     if live is not None:
         lines.append(f"Run {live} is running now, in {holder}.")
-    elif resumable:
-        lines.append(f"Run {resumable[0].run_id} can be resumed: {RESUME_COMMAND}")
+    elif newest.resumable:
+        lines.append(f"Run {newest.run_id} can be resumed: {RESUME_COMMAND}")
     else:
-        lines.append("Every run finished: nothing to resume.")
+        # A resume continues the newest run only: an older unfinished one was left for it.
+        lines.append(f"The newest run, {newest.run_id}, finished: nothing to resume.")
     return "\n".join(lines)
 
 

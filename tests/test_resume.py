@@ -263,6 +263,47 @@ def test_last_failed_knows_the_failures_of_the_parts_before_a_resume(suite, laun
     last_failed.stdout.fnmatch_lines(["*test_lf.py::test_fails FAILED*"])
 
 
+def test_a_test_handed_out_but_never_started_is_not_in_flight(suite, launch, events, wait_for, pytester):
+    suite(
+        test_queue='''
+        import os, time, pytest
+
+        MARK = os.path.join(os.path.dirname(__file__), "second-time")
+
+        @pytest.mark.parametrize("i", range(30))
+        def test_a_fast(i):
+            pass
+
+        def test_b_slow():
+            time.sleep(0 if os.path.exists(MARK) else 60)
+
+        @pytest.mark.pexen(on_resume="crash")
+        def test_c_crash_policy():
+            pass
+
+        def test_d_after():
+            pass
+        '''
+    )
+    process = launch("--pexen", "--pexen-workers=1")
+    # Killed at once: before the tests queued behind the slow one are taken back.
+    assert wait_for(lambda: "test_b_slow" in events().names(), 30)
+    kill_group(process)
+    (pytester.path / "second-time").write_text("")
+    code, output = finish(launch("--pexen", "--pexen-resume", "-rA"))
+    assert code == 0, output
+    assert "PASSED test_queue.py::test_c_crash_policy" in output
+    assert events().names().count("test_c_crash_policy") == 1
+    assert summary_counts(output) == {"passed": 33}
+
+
+def test_resume_and_break_need_pexen(suite, run):
+    suite(test_a="def test_one():\n    pass\n")
+    result = run("--pexen-resume")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--pexen-resume needs --pexen*"])
+
+
 # -- reboots ---------------------------------------------------------------------------
 
 REBOOTER = '''
