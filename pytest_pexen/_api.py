@@ -128,11 +128,15 @@ def _tell_resumed(item: pytest.Item) -> None:
     earlier reboots and starts in its properties (they reach every report)."""
     assert reboot_counts is not None
     reboots = reboot_counts.get(item.nodeid, 0)
-    os.environ[REBOOT_COUNT_VARIABLE] = str(reboots)
+    count = str(reboots)
+    if os.environ.get(REBOOT_COUNT_VARIABLE) != count:
+        os.environ[REBOOT_COUNT_VARIABLE] = count
+    started = attempts_before.get(item.nodeid, 0)
+    if not reboots and not started:
+        return
     names = {name for name, _ in item.user_properties}
     if reboots and "pexen.reboots" not in names:
         item.user_properties.append(("pexen.reboots", reboots))
-    started = attempts_before.get(item.nodeid, 0)
     if started and "pexen.attempt" not in names:
         item.user_properties.append(("pexen.attempt", started + 1))
 

@@ -52,7 +52,7 @@ class Saved:
     in_flight: frozenset[str] = frozenset()
     #: Reboots each test asked for, by node id (only those with any).
     reboots: Mapping[str, int] = field(default_factory=dict)
-    #: Times each test was started before, by node id (only those with any).
+    #: Times each in-flight test was started before, by node id.
     attempts: Mapping[str, int] = field(default_factory=dict)
     #: The test a breakpoint stopped the run before, which is where the resume starts.
     break_at: str | None = None
@@ -68,7 +68,9 @@ class Saved:
             },
             in_flight=frozenset(nodeid for nodeid, record in records.items() if record.status == "running"),
             reboots={nodeid: record.reboots for nodeid, record in records.items() if record.reboots},
-            attempts={nodeid: record.attempts for nodeid, record in records.items() if record.attempts},
+            attempts={
+                nodeid: record.attempts for nodeid, record in records.items() if record.status == "running"
+            },
             break_at=break_at,
         )
 
@@ -87,6 +89,8 @@ class Recorder:
     def __init__(self, store: StateStore, run_id: int) -> None:
         self._store = store
         self.run_id = run_id
+        #: Since when something buffered waits for a commit (None: nothing does).
+        self._held_since: float | None = None
         #: Payloads stored last, by item index: reports that come late join them.
         self._recent: OrderedDict[int, tuple[str, dict[str, Any]]] = OrderedDict()
 
@@ -105,6 +109,7 @@ class Recorder:
         if result is None:
             return
         self._store.finished(self.run_id, item.nodeid, outcome, result, time.time())
+        self._hold()
         self._recent[index] = (outcome, result)
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
@@ -124,12 +129,24 @@ class Recorder:
         """Tests handed out (so recorded as started) came back without starting."""
         for index in indices:
             self._store.unstarted(self.run_id, items[index].nodeid)
+        self._hold()
 
     def rebooting(self, item: pytest.Item) -> None:
         self._store.rebooting(self.run_id, item.nodeid)
+        self._hold()
 
     def commit(self) -> None:
+        """Make what is buffered durable; return when it is."""
         self._store.commit()
+        self._held_since = None
+
+    def held_longer_than(self, seconds: float) -> bool:
+        """Whether something has waited for a commit for more than *seconds*."""
+        return self._held_since is not None and time.monotonic() - self._held_since > seconds
+
+    def _hold(self) -> None:
+        if self._held_since is None:
+            self._held_since = time.monotonic()
 
     def end(self, finished: bool, reason: str = "") -> None:
         """The run stopped: *finished* (nothing left to run), else paused with *reason*."""
@@ -162,6 +179,9 @@ class NoRecorder(Recorder):
 
     def commit(self) -> None:
         pass
+
+    def held_longer_than(self, seconds: float) -> bool:
+        return False
 
     def end(self, finished: bool, reason: str = "") -> None:
         pass

@@ -87,6 +87,7 @@ class SessionState:
             option.keyword = saved["keyword"] or ""
             option.markexpr = saved["markexpr"] or ""
             option.deselect = list(saved["deselect"] or [])
+            option.ignore = list(saved["ignore"] or [])
             given = _selection(self._config)
         changed = [name for name in _SELECTION if given[name] != saved[name]]
         if changed and not self._options.resume_anyway:

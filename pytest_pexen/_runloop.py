@@ -41,6 +41,9 @@ LONG_SECONDS = 0.1
 #: instead of each waking the controller (which, on a busy machine, takes
 #: the processor from a worker) and being handled alone.
 NAP_SECONDS = 0.004
+#: Longest a result waits in memory for a commit while no test is handed out
+#: (each commit is a disk sync; a turn that hands tests out commits anyway).
+RESULTS_WAIT = 0.02
 #: Longest wait while a Ctrl-C may need noticing.
 _SIGNAL_LATENCY = 0.25
 #: Signals that end a run at once (CI runners cancelling a job, a closed terminal).
@@ -218,9 +221,11 @@ class RunLoop:
                 stopping = True
                 pool.shutdown(drop_queued=True)
             assignments = [] if stopping else self._dispatch(pool)
-            # One commit a turn: the results that came in and the starts about
-            # to go out, durable before any of those tests can start.
-            self._commit()
+            # One commit a turn that hands tests out: the results that came in
+            # and the starts about to go out, durable before any of those tests
+            # can start. Results alone wait at most RESULTS_WAIT for one.
+            if assignments or self._recorder.held_longer_than(RESULTS_WAIT):
+                self._commit()
             for worker, indices in assignments:
                 pool.assign(worker, indices)
             if not stopping and not self._planner.group_is_active():
