@@ -242,34 +242,18 @@ class PexenSession:
             session_timeout=self._options.session_timeout,
             max_crashes=self._options.max_crashes,
         )
-        saved = self._state.begin(items)
-        if self._state.store is not None:
-            # Workers fork from here and inherit these.
-            _api.reboot_counts = dict(saved.reboots) if saved else {}
-            _api.attempts_before = dict(saved.attempts) if saved else {}
-        for note in self._state.notes[-1:] if saved else ():
-            say(self._config, note)
-        self._loop = loop = RunLoop(
-            session,
-            items,
-            self._planner,
-            functools.partial(self._make_pool, session),
-            dict(self._durations),
-            limits,
-            recorder=self._state.recorder,
-            saved=saved,
-            breakpoints=self._breakpoints,
-            crash_on_resume=self._crash_on_resume,
-        )
         # What collection made lives to the end: the collector need not scan
         # it again and again, and workers forked from here share its pages
         # instead of copying those a scan would touch.
         gc.freeze()
         try:
-            loop.run()
+            self._loop = loop = self._new_loop(session, limits)
+            try:
+                loop.run()
+            finally:
+                self._save_durations(loop.durations)
         finally:
             gc.unfreeze()
-            self._save_durations(loop.durations)
         if loop.exit_request is not None:
             reason, returncode = loop.exit_request
             pytest.exit(reason, returncode)
@@ -281,6 +265,29 @@ class PexenSession:
         if loop.stopped_because:
             raise session.Interrupted(loop.stopped_because)
         return True
+
+    def _new_loop(self, session: pytest.Session, limits: Limits) -> RunLoop:
+        """The run loop, once the run is recorded (or what a resume continues is read)."""
+        assert self._planner is not None
+        saved = self._state.begin(session.items)
+        if self._state.store is not None:
+            # Workers fork from here and inherit these.
+            _api.reboot_counts = dict(saved.reboots) if saved else {}
+            _api.attempts_before = dict(saved.attempts) if saved else {}
+        if saved is not None:
+            say(self._config, self._state.notes[-1])
+        return RunLoop(
+            session,
+            session.items,
+            self._planner,
+            functools.partial(self._make_pool, session),
+            dict(self._durations),
+            limits,
+            recorder=self._state.recorder,
+            saved=saved,
+            breakpoints=self._breakpoints,
+            crash_on_resume=self._crash_on_resume,
+        )
 
     def _pause_if_asked(self, loop: RunLoop) -> None:
         """A breakpoint or a reboot stopped the run, its state saved: say how it goes on."""
