@@ -92,7 +92,7 @@ class Recorder:
         #: Since when something buffered waits for a commit (None: nothing does).
         self._held_since: float | None = None
         #: Payloads stored last, by item index: reports that come late join them.
-        self._recent: OrderedDict[int, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._recent: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
 
     def started(self, items: Sequence[pytest.Item], indices: Sequence[int], worker: str) -> None:
         now = time.time()

@@ -297,6 +297,38 @@ def test_a_test_handed_out_but_never_started_is_not_in_flight(suite, launch, eve
     assert summary_counts(output) == {"passed": 33}
 
 
+def test_a_teardown_error_found_after_the_test_is_replayed_with_it(suite, launch, events, wait_for, pytester):
+    suite(
+        test_a_module='''
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def leaky():
+            yield
+            raise RuntimeError("module teardown broke")
+
+        def test_uses_leaky(leaky):
+            pass
+        ''',
+        test_b_module='''
+        import os, time
+
+        def test_slow():
+            time.sleep(0 if os.path.exists(os.path.join(os.path.dirname(__file__), "second-time")) else 60)
+        ''',
+    )
+    process = launch("--pexen", "--pexen-workers=1", "--pexen-affinity=none")
+    assert wait_for(lambda: "test_slow" in events().names(), 30)
+    time.sleep(0.3)
+    kill_group(process)
+    (pytester.path / "second-time").write_text("")
+    code, output = finish(launch("--pexen", "--pexen-resume"))
+    assert code == 1, output
+    assert "ERROR at teardown of test_uses_leaky" in output, output
+    assert "module teardown broke" in output
+    assert events().names().count("test_uses_leaky") == 1
+
+
 def test_resume_and_break_need_pexen(suite, run):
     suite(test_a="def test_one():\n    pass\n")
     result = run("--pexen-resume")
