@@ -545,9 +545,11 @@ def peek_runs(path: Path, rootdir: Path) -> tuple[list[RunSummary], str | None]:
 
 def _holder(path: Path) -> str | None:
     """Who holds the file's lock now, if anyone (probed before SQLite opens it:
-    closing the probe's descriptor drops this process's POSIX locks on the file)."""
+    closing the probe's descriptor drops this process's POSIX locks on the file).
+    Raises StateError for a file that is not a SQLite database, as opening does."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        _check_header(fd, path)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         owner = _read_owner(path)

@@ -707,3 +707,7 @@ def test_the_runs_can_be_read_while_a_run_holds_the_file(tmp_path):
     assert peek_runs(path, tmp_path)[1] is None
     with pytest.raises(StateError, match="holds the runs of rootdir"):
         peek_runs(path, tmp_path / "elsewhere")
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database")
+    with pytest.raises(StateError, match="notes.txt is not a SQLite database"):
+        peek_runs(other, tmp_path)
