@@ -164,11 +164,7 @@ class Reporter:
             "the run died while this test was running (killed, crashed or the machine went "
             "down); its on_resume is 'crash', so it is reported so, not run again"
         )
-        reports = [self._make(item, "setup", "passed", None), self._make(item, "call", "failed", message)]
-        reports[1].pexen_outcome = "crashed"  # type: ignore[attr-defined]
-        reports.append(self._make(item, "teardown", "passed", None))
-        self._emit(item, reports)
-        return reports
+        return self._failed_call(item, message, "crashed")
 
     def stray(self, item: pytest.Item, pid: int) -> pytest.TestReport:
         """A process *item* forked came back into pytest instead of ending; it was ended."""
@@ -188,9 +184,15 @@ class Reporter:
             "The test did not return when interrupted; its worker and every process it "
             "started were ended, so the test's fixture teardown did not run."
         )
+        return self._failed_call(item, message, "timeout", [_stacks_section(stacks)])
+
+    def _failed_call(
+        self, item: pytest.Item, message: str, outcome: str, sections: Sequence[tuple[str, str]] = ()
+    ) -> list[pytest.TestReport]:
+        """Report *item* as failed in its call with pexen's *outcome*, its setup and teardown passed."""
         call = self._make(item, "call", "failed", message)
-        call.pexen_outcome = "timeout"  # type: ignore[attr-defined]
-        call.sections.append(_stacks_section(stacks))
+        call.pexen_outcome = outcome  # type: ignore[attr-defined]
+        call.sections.extend(sections)
         reports = [self._make(item, "setup", "passed", None), call, self._make(item, "teardown", "passed", None)]
         self._emit(item, reports)
         return reports
