@@ -104,6 +104,11 @@ class Recorder:
         loader turns the serialized reports in it into objects)."""
         return _dump(payload)
 
+    def snapshot_reports(self, config: pytest.Config, reports: Sequence[pytest.TestReport]) -> bytes | None:
+        """A result the controller made (a crash, a timeout) or a thread's, as stored."""
+        hook = config.hook
+        return _dump({"reports": [hook.pytest_report_to_serializable(config=config, report=r) for r in reports]})
+
     def finished(self, item: pytest.Item, index: int, outcome: str, result: bytes | None) -> None:
         """*item* ended with *outcome*; *result* is its :meth:`snapshot`."""
         if result is None:
@@ -165,6 +170,9 @@ class NoRecorder(Recorder):
     def snapshot(self, payload: dict[str, Any]) -> bytes | None:
         return None
 
+    def snapshot_reports(self, config: pytest.Config, reports: Sequence[pytest.TestReport]) -> bytes | None:
+        return None
+
     def finished(self, item: pytest.Item, index: int, outcome: str, result: bytes | None) -> None:
         pass
 
@@ -185,12 +193,6 @@ class NoRecorder(Recorder):
 
     def end(self, finished: bool, reason: str = "") -> None:
         pass
-
-
-def controller_payload(config: pytest.Config, reports: Sequence[pytest.TestReport]) -> dict[str, Any]:
-    """The payload of a result the controller made (a crash, a timeout), for a replay."""
-    hook = config.hook
-    return {"reports": [hook.pytest_report_to_serializable(config=config, report=r) for r in reports]}
 
 
 def _dump(payload: dict[str, Any]) -> bytes | None:

@@ -22,7 +22,7 @@ import pytest
 from ._errors import PexenError
 from ._planner import Planner, State
 from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
-from ._record import NoRecorder, Recorder, Saved, break_reason, controller_payload, load_payload
+from ._record import NoRecorder, Recorder, Saved, break_reason, load_payload
 from ._reporting import Reporter, duration_of, outcome_of
 from ._state import StateError
 from ._terminal import HeldTerminal
@@ -80,7 +80,7 @@ class RunLoop:
         """*recorder* keeps the state file (None: no state); *saved* is what a
         resumed run found there. *breakpoints*: the pattern of --pexen-break
         that each matching node id matched. *crash_on_resume*: node ids whose
-        on_resume is "crash"."""
+        on_resume is "crash", when there is a state file (they start alone)."""
         self._session = session
         self._items = items
         self._index = {item.nodeid: index for index, item in enumerate(items)}
@@ -311,16 +311,13 @@ class RunLoop:
                 index = self._index[task_id]
                 if self._settle_from_saved(index):
                     continue
-                waits = self._starts_alone(task_id) and (queued or indices)
+                waits = task_id in self._crash_on_resume and (queued or indices)
                 if waits or self._breaks_before(task_id):
                     for other in taken[position:]:
                         self._planner.give_back(other)
                     return indices
                 indices.append(index)
         return indices
-
-    def _starts_alone(self, nodeid: str) -> bool:
-        return nodeid in self._crash_on_resume and not isinstance(self._recorder, NoRecorder)
 
     def _settle_from_saved(self, index: int) -> bool:
         """Report *index* from the state file, if a resumed run has its result
@@ -584,9 +581,7 @@ class RunLoop:
 
     def _result_of(self, reports: Sequence[pytest.TestReport]) -> bytes | None:
         """What the state file keeps of a result the controller made (a crash, a timeout)."""
-        if isinstance(self._recorder, NoRecorder):
-            return None
-        return self._recorder.snapshot(controller_payload(self._session.config, reports))
+        return self._recorder.snapshot_reports(self._session.config, reports)
 
     # -- reboots ------------------------------------------------------------------
 

@@ -286,7 +286,8 @@ class PexenSession:
             recorder=self._state.recorder,
             saved=saved,
             breakpoints=self._breakpoints,
-            crash_on_resume=self._crash_on_resume,
+            # Without a state file nothing is resumed, and nothing need start alone.
+            crash_on_resume=self._crash_on_resume if self._state.store is not None else frozenset(),
         )
 
     def _pause_if_asked(self, loop: RunLoop) -> None:
