@@ -530,7 +530,7 @@ def peek_runs(path: Path, rootdir: Path) -> tuple[list[RunSummary], str | None]:
     as :meth:`StateStore.open` does."""
     _check_regular_file(path)
     holder = _holder(path)
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT)
+    connection = _read_only(path, timeout=_BUSY_TIMEOUT)
     try:
         with _sqlite_errors(path, opening=True):
             (application_id,) = connection.execute("PRAGMA application_id").fetchone()
@@ -541,6 +541,11 @@ def peek_runs(path: Path, rootdir: Path) -> tuple[list[RunSummary], str | None]:
     finally:
         connection.close()
     return runs, holder
+
+
+def _read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """A connection that only reads *path*: it takes no lock of ours and writes nothing."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
 
 
 def _holder(path: Path) -> str | None:
@@ -761,7 +766,7 @@ def _locked(path: Path, owner: _Owner | None) -> str:
 def _read_owner(path: Path) -> _Owner | None:
     """Who holds the file, as it recorded at open; None if that cannot be read."""
     try:
-        reader = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+        reader = _read_only(path, timeout=1.0)
         try:
             values = dict(reader.execute("SELECT key, value FROM store WHERE key LIKE 'owner%'"))
         finally:
