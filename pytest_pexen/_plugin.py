@@ -8,8 +8,6 @@ asked for. Without ``--pexen`` nothing changes pytest's behaviour.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from . import _api
@@ -180,23 +178,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             return 0
     if not config.getoption("pexen_status"):
         return None
-    from ._options import state_path
-    from ._state import StateError, format_status, peek_runs
+    from ._resume import show_status
 
-    try:
-        path = state_path(config)
-        if path is None:
-            raise PexenError("--pexen-status needs the state file; --pexen-state is off")
-        if not path.exists():
-            print(f"pexen: no state file at {path}: no --pexen run has recorded itself there yet")
-            return 0
-        runs, holder = peek_runs(path, config.rootpath)
-        print(f"pexen: runs in {path}")
-        print(format_status(runs, holder))
-    except (PexenError, StateError) as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return int(pytest.ExitCode.USAGE_ERROR)
-    return 0
+    return show_status(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:

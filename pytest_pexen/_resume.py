@@ -20,9 +20,9 @@ from typing import Any, Sequence
 import pytest
 
 from ._errors import PexenError
-from ._options import Options
+from ._options import Options, state_path
 from ._record import Recorder, Saved, break_at
-from ._state import DEFAULT_PATH, RESUME_COMMAND, RunInfo, StateError, StateStore
+from ._state import DEFAULT_PATH, RESUME_COMMAND, RunInfo, StateError, StateStore, format_status, peek_runs
 
 #: Exit status of a run that stopped on purpose, to be resumed: a breakpoint,
 #: or a reboot that did not happen (EX_TEMPFAIL: try again later).
@@ -144,8 +144,6 @@ class SessionState:
 def nothing_to_resume(config: pytest.Config) -> str | None:
     """What to say when --pexen-resume has nothing to resume (None: there is a
     run to resume, or the state file cannot say; the session then checks again)."""
-    from ._options import state_path
-
     try:
         path = state_path(config)
         if path is None or not path.is_file():
@@ -157,6 +155,24 @@ def nothing_to_resume(config: pytest.Config) -> str | None:
     if newest is not None and newest.status != "finished":
         return None
     return _nothing_to_resume(path, newest)
+
+
+def show_status(config: pytest.Config) -> int:
+    """``--pexen-status``: print the runs in the state file; the exit status."""
+    try:
+        path = state_path(config)
+        if path is None:
+            raise PexenError("--pexen-status needs the state file; --pexen-state is off")
+        if not path.exists():
+            print(f"pexen: no state file at {path}: no --pexen run has recorded itself there yet")
+            return 0
+        runs, holder = peek_runs(path, config.rootpath)
+    except (PexenError, StateError) as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return int(pytest.ExitCode.USAGE_ERROR)
+    print(f"pexen: runs in {path}")
+    print(format_status(runs, holder))
+    return 0
 
 
 def _ignore_for_git(directory: Path) -> None:
