@@ -45,7 +45,6 @@ def break_at(reason: str) -> str | None:
 class Saved:
     """What a resumed run takes from its state file."""
 
-    run_id: int
     #: Results of finished tests, by node id: (outcome, payload blob).
     results: Mapping[str, tuple[str, bytes]] = field(default_factory=dict)
     #: Tests that were running when the run stopped.
@@ -58,9 +57,8 @@ class Saved:
     break_at: str | None = None
 
     @classmethod
-    def from_records(cls, run_id: int, records: Mapping[str, TestRecord], break_at: str | None) -> Saved:
+    def from_records(cls, records: Mapping[str, TestRecord], break_at: str | None) -> Saved:
         return cls(
-            run_id=run_id,
             results={
                 nodeid: (record.outcome or "", record.result)
                 for nodeid, record in records.items()

@@ -122,7 +122,7 @@ class SessionState:
         except StateError as error:
             raise pytest.UsageError(f"the run cannot be recorded, so it does not start: {error}") from None
         self.recorder = Recorder(store, run.run_id)
-        saved = Saved.from_records(run.run_id, records, break_at(run.reason))
+        saved = Saved.from_records(records, break_at(run.reason))
         self.notes.append(_resume_note(run, saved, current, added, removed))
         return saved
 

@@ -120,8 +120,8 @@ class RunLoop:
         self.paused_because: str | None = None
         #: The test a breakpoint stopped the run before.
         self.break_at: str | None = None
-        #: Tests that asked for a reboot, by the worker they wait in.
-        self.rebooting: dict[str, pytest.Item] = {}
+        #: Workers whose test asked for a reboot and waits for it.
+        self.rebooting: set[str] = set()
         self._reboot_workers_ended = False
         self.ran_to_the_end = False
         self._state_failed = False
@@ -588,7 +588,7 @@ class RunLoop:
     def _reboot_asked(self, event: Reboot) -> None:
         """A test asked for a reboot: no test starts any more; the running ones finish."""
         item = self._items[event.index]
-        self.rebooting[event.worker] = item
+        self.rebooting.add(event.worker)
         self._recorder.rebooting(item)
         self._watchdog.ended(event.worker)
         if self.paused_because is None:
