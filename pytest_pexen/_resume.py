@@ -42,8 +42,10 @@ class SessionState:
         self.resumed: RunInfo | None = None
         #: Set when --pexen-resume finds nothing to resume: what to say before exiting.
         self.nothing_to_resume: str | None = None
-        #: Lines for the user once collection is done.
-        self.notes: list[str] = []
+        #: What to say once collection is done: that an unfinished run exists.
+        self.unfinished_note: str | None = None
+        #: What to say as a resumed run starts: what it found, and what changed.
+        self.resume_note: str | None = None
         self.recorder: Recorder | None = None
         if options.state is None and options.resume:
             raise pytest.UsageError("--pexen-resume needs the state file (--pexen-state is off)")
@@ -66,7 +68,7 @@ class SessionState:
                 self.resumed = unfinished
                 self._take_selection(unfinished)
         elif unfinished is not None:
-            self.notes.append(
+            self.unfinished_note = (
                 f"run {unfinished.run_id} in {options.state} is unfinished ({_status_of(unfinished)}). "
                 f"This is a new run, and --pexen-resume will continue it, not run {unfinished.run_id}. "
                 f"To continue run {unfinished.run_id} instead, stop this one now and run: {RESUME_COMMAND}"
@@ -123,7 +125,7 @@ class SessionState:
             raise pytest.UsageError(f"the run cannot be recorded, so it does not start: {error}") from None
         self.recorder = Recorder(store, run.run_id)
         saved = Saved.from_records(records, break_at(run.reason))
-        self.notes.append(_resume_note(run, saved, current, added, removed))
+        self.resume_note = _resume_note(run, saved, current, added, removed)
         return saved
 
     def close(self) -> None:

@@ -197,7 +197,8 @@ class PexenSession:
                 f"pexen: pulled in {count} test{'s' if count != 1 else ''} that the "
                 f"selection requires: {names} (--pexen-no-pull turns this off)"
             )
-        lines.extend(f"pexen: {note}" for note in self._state.notes)
+        if self._state.unfinished_note is not None:
+            lines.append(f"pexen: {self._state.unfinished_note}")
         unmatched = [p for p in self._options.breakpoints if p not in self._breakpoints.values()]
         if unmatched:
             lines.append(f"pexen: --pexen-break matches no selected test: {', '.join(unmatched)}")
@@ -274,8 +275,8 @@ class PexenSession:
             # Workers fork from here and inherit these.
             _api.reboot_counts = dict(saved.reboots) if saved else {}
             _api.attempts_before = dict(saved.attempts) if saved else {}
-        if saved is not None:
-            say(self._config, self._state.notes[-1])
+        if self._state.resume_note is not None:
+            say(self._config, self._state.resume_note)
         return RunLoop(
             session,
             session.items,
