@@ -335,3 +335,12 @@ def outcome_of(reports: Sequence[pytest.TestReport]) -> str:
 
 def duration_of(reports: Sequence[pytest.TestReport]) -> float:
     return sum(getattr(report, "duration", 0.0) for report in reports)
+
+
+def busy_of(reports: Sequence[pytest.TestReport]) -> float:
+    """Wall time from the start of the first report to the end of the last:
+    the phases and pytest's work between them."""
+    try:
+        return max(0.0, reports[-1].stop - reports[0].start)
+    except (AttributeError, IndexError, TypeError):
+        return duration_of(reports)

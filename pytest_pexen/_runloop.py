@@ -23,16 +23,18 @@ from ._errors import PexenError
 from ._planner import Planner, State
 from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
 from ._record import NoRecorder, Recorder, Saved, break_reason, load_payload
-from ._reporting import Reporter, duration_of, outcome_of
+from ._reporting import Reporter, busy_of, duration_of, outcome_of
 from ._state import StateError
 from ._terminal import HeldTerminal
 from ._watchdog import UNWIND_SECONDS, Watchdog
 
-#: Work (in seconds of expected test time) queued on a worker beyond the
-#: test it is running. Small enough not to hurt balance, big enough to hide
-#: a round trip to the controller.
-PREFETCH_SECONDS = 0.02
-MAX_QUEUED = 32
+#: Work (in seconds of a worker's time) queued on a worker beyond the test
+#: it is running. Enough to ride out the controller being busy for a while
+#: (a burst of results, a disk sync, a garbage collection of its reports):
+#: with less, fast tests leave workers idle. Balance does not suffer: a test
+#: that turns out long gives back what is queued behind it (LONG_SECONDS).
+PREFETCH_SECONDS = 0.1
+MAX_QUEUED = 256
 #: A test running this long is a long one: the tests queued behind it go to
 #: other workers, and its worker gets no more until it is free.
 LONG_SECONDS = 0.1
@@ -92,6 +94,9 @@ class RunLoop:
         #: Durations measured in this run, by node id (for the next run).
         self.durations = durations
         known = [durations[i.nodeid] for i in items if i.nodeid in durations]
+        #: A worker's time per test: a moving average of each test's span,
+        #: from its setup's start to its teardown's end (its durations leave
+        #: out pytest's own work between phases, most of a fast test's time).
         self._typical = sum(known) / len(known) if known else None
         self.exit_request: tuple[str, int | None] | None = None
         # With -x/--maxfail, a test queued behind a failing one would run
@@ -481,7 +486,7 @@ class RunLoop:
         result = None if expired or "calls" in event.payload else self._recorder.snapshot(event.payload)
         reports = self._reporter.finished(item, event.payload, running if expired else None)
         outcome = "timeout" if expired else outcome_of(reports)
-        self._learn(item.nodeid, duration_of(reports))
+        self._learn(item.nodeid, duration_of(reports), busy_of(reports))
         if result is None:
             # A timeout's reports got the watchdog's notes here; a thread's were made here.
             result = self._result_of(reports)
@@ -604,12 +609,12 @@ class RunLoop:
         for worker in self.rebooting:
             pool.end(worker)
 
-    def _learn(self, nodeid: str, seconds: float) -> None:
+    def _learn(self, nodeid: str, seconds: float, busy: float) -> None:
         self.durations[nodeid] = seconds
         if self._typical is None:
-            self._typical = seconds
+            self._typical = busy
         else:
-            self._typical += 0.1 * (seconds - self._typical)
+            self._typical += 0.1 * (busy - self._typical)
 
     def _report_blocked(self) -> None:
         for task_id, reason in self._planner.pop_blocked():
