@@ -264,24 +264,28 @@ class Planner:
         #: Per requirement with alternatives (numbered in task order): how
         #: many of them may still be provided, or _MET. Blocked at 0.
         self._chances: list[int] = []
+        chances = self._chances
+        number_of = tag_number.__getitem__
         for number, task in enumerate(self._tasks):
-            self._provided.append(tuple(map(tag_number.__getitem__, task.provides)))
-            for requirement in task.requires:
+            self._provided.append(tuple(map(number_of, task.provides)))
+            requires, after = task.requires, task.after
+            for requirement in requires:
                 if len(requirement) == 1:
-                    how = _ALONE
-                else:
-                    how = len(self._chances)
-                    self._chances.append(len(requirement))
-                for tag in requirement:
-                    named_tag.append(tag_number[tag])
+                    named_tag.append(number_of(requirement[0]))
                     named_task.append(number)
-                    named_how.append(how)
-            for tag in task.after:
-                named_tag.append(tag_number[tag])
-                named_task.append(number)
-                named_how.append(_AFTER)
+                    named_how.append(_ALONE)
+                    continue
+                how = len(chances)
+                chances.append(len(requirement))
+                named_tag.extend(map(number_of, requirement))
+                named_task.extend([number] * len(requirement))
+                named_how.extend([how] * len(requirement))
+            if after:
+                named_tag.extend(map(number_of, after))
+                named_task.extend([number] * len(after))
+                named_how.extend([_AFTER] * len(after))
             named_end.append(len(named_tag))
-            self._open.append(len(task.requires) + len(task.after))
+            self._open.append(len(requires) + len(after))
         self._tag_number = tag_number
         #: Per tag number: the tag.
         self._tag_names = list(tag_number)
@@ -507,10 +511,11 @@ class Planner:
         # Resources that a waiting task of better priority needs, with that
         # priority: tasks of worse priority may not take them in this round.
         reserved: dict[str, int] = {}
+        by_place, home, ids, running = self._by_place, self._home, self._ids, self._running
         while (heap or own) and len(taken) < limit:
             place = heapq.heappop(own if own and (not heap or own[0] <= heap[0]) else heap)
-            number = self._by_place[place]
-            if self._home[number] is None:  # it has locks, or a unit
+            number = by_place[place]
+            if home[number] is None:  # it has locks, or a unit
                 unit = self._unit_of[number]
                 bound = self._lane_of_unit.get(unit) if unit is not None else None
                 if bound is not None and bound != lane:
@@ -537,8 +542,8 @@ class Planner:
                     self._lane_of_unit[unit] = lane
                     self._units_of_lane.setdefault(lane, set()).add(unit)
             self._set_state(number, State.RUNNING)
-            task_id = self._ids[number]
-            self._running[task_id] = number
+            task_id = ids[number]
+            running[task_id] = number
             taken.append(task_id)
         for place in passed_over.values():
             heapq.heappush(heap, place)
