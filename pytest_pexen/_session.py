@@ -19,7 +19,7 @@ from typing import Any, Generator, Mapping, Sequence
 
 import pytest
 
-from . import _api
+from . import _api, _summary
 from ._errors import PexenError
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
 from ._metadata import Meta, check_fields, merge
@@ -173,11 +173,16 @@ class PexenSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, Any] | None:
-        """A timed-out, crashed or interrupted test counts as an error, whatever phase it was in."""
+        """A timed-out, crashed or interrupted test counts as an error, whatever
+        phase it was in; a blocked one as blocked (a skip)."""
         outcome = getattr(report, "pexen_outcome", None)
         if report.failed and outcome in PEXEN_FAILURES:
             return "error", "E", (outcome.upper(), {"red": True})
-        return None
+        return _summary.blocked_status(report)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None, None, None]:
+        return (yield from _summary.blocked_in_short_summary(terminalreporter))
 
     @pytest.hookimpl(trylast=True)
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
