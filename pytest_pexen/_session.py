@@ -58,6 +58,8 @@ class PexenSession:
         self._crash_on_resume: frozenset[str] = frozenset()
         #: Node ids a --pexen-break pattern matches, with the pattern.
         self._breakpoints: dict[str, str] = {}
+        #: The line that says what pexen does in this run (None: nothing selected).
+        self._header: str | None = None
         self._state = SessionState(config, options)
         # Where reboot() cannot ask for a reboot: the controller's own threads.
         _api.set_rebooter("pytest_pexen.reboot() works in tests of a process pool, not of a thread pool")
@@ -110,6 +112,7 @@ class PexenSession:
             selected, absent=absent, durations=self._durations, group_order=list(self._groups)
         )
         self._breakpoints = _breakpoints(self._options.breakpoints, selected)
+        self._header = _summary.header(self._groups, self._planner.groups(), selected)
         default_timeout = self._options.timeout
         self._timeouts = {}
         self._retries = {}
@@ -195,6 +198,8 @@ class PexenSession:
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
         lines = []
+        if self._header is not None and config.get_verbosity() >= 0 and not config.getoption("no_header", False):
+            lines.append(self._header)
         if self._pulled:
             names = ", ".join(item.nodeid for item in self._pulled)
             count = len(self._pulled)

@@ -1,6 +1,8 @@
 """What a ``--pexen`` run says about itself in the terminal, beyond pytest's own lines.
 
-Blocked tests counted as such: ``2 blocked`` in the closing line, and a
+A header line after collection (the groups with their workers and pools,
+how many tests wait for others, how many lock resources), and blocked
+tests counted as such: ``2 blocked`` in the closing line, and a
 ``BLOCKED`` line each, with the reason, in the short test summary. Blocked
 tests stay *skipped* reports, so the exit status, ``--junitxml`` and the
 xUnit file treat them as before.
@@ -8,14 +10,42 @@ xUnit file treat them as before.
 
 from __future__ import annotations
 
-from typing import Any, Generator, Mapping
+from collections import Counter
+from typing import Any, Generator, Mapping, Sequence
 
 import pytest
+
+from ._groups import GroupSpec
+from ._planner import Task
 
 #: The title of pytest's short test summary section.
 SHORT_SUMMARY = "short test summary info"
 #: A blocked test's reason, as the planner says it, starts so.
 _REASON_PREFIXES = ("Skipped: ", "blocked: ")
+
+
+def header(groups: Mapping[str, GroupSpec], order: Sequence[str], tasks: Sequence[Task]) -> str | None:
+    """``pexen: 2 workers (default, process), 1 (vm, process); 12 tests with
+    dependencies, 3 with locks``; None when no test is selected.
+
+    *order*: the groups that have tests, in the order they run. A group gets
+    at most one worker per test, so that is the count shown.
+    """
+    if not order:
+        return None
+    sizes = Counter(task.group for task in tasks)
+    pools = []
+    for name in order:
+        spec = groups[name]
+        workers = max(1, min(spec.workers, sizes[name]))
+        noun = f" worker{'s' if workers != 1 else ''}" if not pools else ""
+        pools.append(f"{workers}{noun} ({name}, {spec.pool})")
+    waiting = sum(1 for task in tasks if task.requires or task.after)
+    locking = sum(1 for task in tasks if task.locks)
+    return (
+        f"pexen: {', '.join(pools)}; {waiting} test{'s' if waiting != 1 else ''} "
+        f"with dependencies, {locking} with locks"
+    )
 
 
 def blocked_status(report: pytest.TestReport) -> tuple[str, str, tuple[str, Mapping[str, bool]]] | None:

@@ -1,4 +1,4 @@
-"""What a --pexen run says about itself: blocked tests in the closing line and the summary."""
+"""What a --pexen run says about itself: the header line, and blocked tests in the summary."""
 
 from __future__ import annotations
 
@@ -30,6 +30,85 @@ BLOCKED_SCHEMA = "BLOCKED test_chain.py::test_schema - requires 'db', provided b
 BLOCKED_QUERY = (
     "BLOCKED test_chain.py::test_query - requires 'schema', provided by test_chain.py::test_schema which was blocked"
 )
+
+LIGHT_ITEMS = """
+class Light(pytest.Item):
+    pexen_threadsafe = True
+
+    def runtest(self):
+        pass
+
+    def reportinfo(self):
+        return self.path, 0, self.name
+
+
+class LightFile(pytest.File):
+    def collect(self):
+        item = Light.from_parent(self, name="light")
+        item.add_marker(pytest.mark.pexen(group="light"))
+        yield item
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".light":
+        return LightFile.from_parent(parent, path=file_path)
+"""
+
+
+def test_the_header_says_groups_with_workers_and_pools_and_what_waits_or_locks(pytester, suite, run, extend_conftest):
+    extend_conftest(LIGHT_ITEMS)
+    for name in ("a", "b", "c"):
+        pytester.path.joinpath(f"{name}.light").write_text("")
+    pytester.makeini("[pytest]\npexen_groups =\n    serial: workers=1\n    light: workers=32 pool=thread\n")
+    suite(
+        test_mixed='''
+        import pytest
+
+        @pytest.mark.pexen(provides=["x"])
+        def test_make():
+            pass
+
+        @pytest.mark.pexen(requires=["x"], claims=["disk"])
+        def test_need():
+            pass
+
+        @pytest.mark.pexen(uses=["disk"])
+        def test_read():
+            pass
+
+        @pytest.mark.pexen(group="serial", after=["x"])
+        def test_one():
+            pass
+
+        @pytest.mark.pexen(group="serial")
+        def test_two():
+            pass
+        '''
+    )
+    result = run("--pexen", "--pexen-workers=2")
+    assert result.ret == 0
+    # A group gets at most a worker per test: 3 light items, 3 threads.
+    result.stdout.fnmatch_lines(
+        [
+            "collected 8 items",
+            "pexen: 2 workers (default, process), 1 (serial, process), 3 (light, thread); "
+            "2 tests with dependencies, 2 with locks",
+        ]
+    )
+
+
+def test_no_header_without_pexen(suite, run):
+    suite(test_chain=CHAIN)
+    result = run()
+    assert "pexen:" not in result.stdout.str()
+
+
+def test_quiet_leaves_out_the_header_as_pytest_leaves_out_its_own(suite, run):
+    suite(test_chain=CHAIN)
+    header = "pexen: 2 workers (default, process); 2 tests with dependencies, 0 with locks"
+    assert run("--pexen", "--pexen-workers=2").stdout.lines.count(header) == 1
+    assert "pexen: " not in run("--pexen", "--pexen-workers=2", "-q").stdout.str()
+
 
 def test_blocked_tests_are_counted_as_blocked_in_the_closing_line(suite, run):
     suite(test_chain=CHAIN)
