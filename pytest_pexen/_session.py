@@ -20,9 +20,9 @@ from typing import Any, Generator, Mapping, Sequence
 import pytest
 
 from . import _api, _summary
-from ._errors import PexenError
+from ._errors import PexenError, PlanError
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
-from ._metadata import Meta, check_fields, merge
+from ._metadata import LOCAL_TAGS, Meta, check_fields, check_local_tags, merge
 from ._options import Options
 from ._planner import Planner, Task, pull_in
 from ._pool import Pool
@@ -31,6 +31,7 @@ from ._reporting import PEXEN_FAILURES, say
 from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
 from ._resume import PAUSED, SessionState
+from ._scopes import TagScopes
 from ._state import StateError
 from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
 
@@ -108,9 +109,13 @@ class PexenSession:
             for tag in task.provides:
                 if tag not in provided:
                     absent.setdefault(tag, f"provided by {task.id} which was not selected")
-        self._planner = Planner(
-            selected, absent=absent, durations=self._durations, group_order=list(self._groups)
-        )
+        try:
+            self._planner = Planner(
+                selected, absent=absent, durations=self._durations, group_order=list(self._groups)
+            )
+        except PlanError as error:
+            hints = defaults.scopes.hints(selected, absent)
+            raise PlanError("\n".join([str(error), *hints])) from None
         self._breakpoints = _breakpoints(self._options.breakpoints, selected)
         self._header = _summary.header(self._groups, self._planner.groups(), selected)
         default_timeout = self._options.timeout
@@ -377,10 +382,12 @@ def _breakpoints(patterns: Sequence[str], tasks: Sequence[Task]) -> dict[str, st
 
 
 class _ConftestDefaults:
-    """``pexen_defaults`` of every loaded conftest, applied by directory."""
+    """``pexen_defaults`` of every loaded conftest, applied by directory,
+    with the tags they make local (see :mod:`._scopes`)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self._by_dir: dict[Path, dict[str, Any]] = {}
+        local_tags: dict[Path, tuple[str, ...]] = {}
         for plugin in config.pluginmanager.get_plugins():
             if not isinstance(plugin, ModuleType):
                 continue
@@ -391,7 +398,11 @@ class _ConftestDefaults:
             where = f"{file}: pexen_defaults"
             if not isinstance(raw, Mapping):
                 raise PexenError(f"{where} must be a dict, got {type(raw).__name__}")
+            if LOCAL_TAGS in raw:
+                raw = dict(raw)
+                local_tags[Path(file).parent] = check_local_tags(raw.pop(LOCAL_TAGS), where)
             self._by_dir[Path(file).parent] = check_fields(raw, where)
+        self.scopes = TagScopes(config.rootpath, local_tags)
         self._layers: dict[Path, list[dict[str, Any]]] = {}
 
     def _for_dir(self, directory: Path) -> list[dict[str, Any]]:
@@ -413,4 +424,4 @@ class _ConftestDefaults:
                     f"got positional {marker.args!r}"
                 )
             layers.append(check_fields(marker.kwargs, item.nodeid))
-        return merge(layers)
+        return self.scopes.resolve(merge(layers), item.path)
