@@ -48,6 +48,10 @@ class Meta:
 
 LIST_FIELDS = ("requires", "provides", "after", "claims", "uses")
 FIELD_NAMES = tuple(f.name for f in fields(Meta))
+#: The key of conftest ``pexen_defaults`` that makes tags local to its directory tree.
+LOCAL_TAGS = "local_tags"
+#: Joins a local tag to its directory in its scoped name: ``build@sub/dir``.
+SCOPE_MARK = "@"
 
 
 def _tags(value: Any, name: str, where: str) -> tuple[str, ...]:
@@ -130,6 +134,11 @@ def check_fields(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     """
     checked: dict[str, Any] = {}
     for name, value in raw.items():
+        if name == LOCAL_TAGS:
+            raise MetadataError(
+                f"{where}: {LOCAL_TAGS!r} can only be given in a conftest's pexen_defaults, "
+                "where it makes tags local to that conftest's directory tree"
+            )
         if name not in FIELD_NAMES:
             hint = difflib.get_close_matches(name, FIELD_NAMES, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -166,6 +175,18 @@ def check_fields(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
                 )
             checked[name] = value
     return checked
+
+
+def check_local_tags(value: Any, where: str) -> tuple[str, ...]:
+    """``local_tags`` of a conftest's pexen_defaults: tag names, without the scope mark."""
+    tags = _tags(value, LOCAL_TAGS, where)
+    for tag in tags:
+        if SCOPE_MARK in tag:
+            raise MetadataError(
+                f"{where}: {LOCAL_TAGS!r} names tags as tests write them, without {SCOPE_MARK!r} "
+                f"(which joins a local tag to its directory: build{SCOPE_MARK}sub/dir), got {tag!r}"
+            )
+    return tags
 
 
 def merge(layers: Iterable[Mapping[str, Any]]) -> Meta:

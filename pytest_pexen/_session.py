@@ -19,10 +19,10 @@ from typing import Any, Generator, Mapping, Sequence
 
 import pytest
 
-from . import _api
-from ._errors import PexenError
+from . import _api, _summary
+from ._errors import PexenError, PlanError
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
-from ._metadata import Meta, check_fields, merge
+from ._metadata import LOCAL_TAGS, Meta, check_fields, check_local_tags, merge
 from ._options import Options
 from ._planner import Planner, Task, pull_in
 from ._pool import Pool
@@ -31,6 +31,7 @@ from ._reporting import PEXEN_FAILURES, say
 from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
 from ._resume import PAUSED, SessionState
+from ._scopes import TagScopes
 from ._state import StateError
 from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
 
@@ -58,6 +59,8 @@ class PexenSession:
         self._crash_on_resume: frozenset[str] = frozenset()
         #: Node ids a --pexen-break pattern matches, with the pattern.
         self._breakpoints: dict[str, str] = {}
+        #: The line that says what pexen does in this run (None: nothing selected).
+        self._header: str | None = None
         self._state = SessionState(config, options)
         # Where reboot() cannot ask for a reboot: the controller's own threads.
         _api.set_rebooter("pytest_pexen.reboot() works in tests of a process pool, not of a thread pool")
@@ -106,10 +109,15 @@ class PexenSession:
             for tag in task.provides:
                 if tag not in provided:
                     absent.setdefault(tag, f"provided by {task.id} which was not selected")
-        self._planner = Planner(
-            selected, absent=absent, durations=self._durations, group_order=list(self._groups)
-        )
+        try:
+            self._planner = Planner(
+                selected, absent=absent, durations=self._durations, group_order=list(self._groups)
+            )
+        except PlanError as error:
+            hints = defaults.scopes.hints(selected, absent)
+            raise PlanError("\n".join([str(error), *hints])) from None
         self._breakpoints = _breakpoints(self._options.breakpoints, selected)
+        self._header = _summary.header(self._groups, self._planner.groups(), selected)
         default_timeout = self._options.timeout
         self._timeouts = {}
         self._retries = {}
@@ -173,11 +181,16 @@ class PexenSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, Any] | None:
-        """A timed-out, crashed or interrupted test counts as an error, whatever phase it was in."""
+        """A timed-out, crashed or interrupted test counts as an error, whatever
+        phase it was in; a blocked one as blocked (a skip)."""
         outcome = getattr(report, "pexen_outcome", None)
         if report.failed and outcome in PEXEN_FAILURES:
             return "error", "E", (outcome.upper(), {"red": True})
-        return None
+        return _summary.blocked_status(report)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None, None, None]:
+        return (yield from _summary.blocked_in_short_summary(terminalreporter))
 
     @pytest.hookimpl(trylast=True)
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
@@ -190,6 +203,8 @@ class PexenSession:
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
         lines = []
+        if self._header is not None and config.get_verbosity() >= 0 and not config.getoption("no_header", False):
+            lines.append(self._header)
         if self._pulled:
             names = ", ".join(item.nodeid for item in self._pulled)
             count = len(self._pulled)
@@ -367,10 +382,12 @@ def _breakpoints(patterns: Sequence[str], tasks: Sequence[Task]) -> dict[str, st
 
 
 class _ConftestDefaults:
-    """``pexen_defaults`` of every loaded conftest, applied by directory."""
+    """``pexen_defaults`` of every loaded conftest, applied by directory,
+    with the tags they make local (see :mod:`._scopes`)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self._by_dir: dict[Path, dict[str, Any]] = {}
+        local_tags: dict[Path, tuple[str, ...]] = {}
         for plugin in config.pluginmanager.get_plugins():
             if not isinstance(plugin, ModuleType):
                 continue
@@ -381,7 +398,11 @@ class _ConftestDefaults:
             where = f"{file}: pexen_defaults"
             if not isinstance(raw, Mapping):
                 raise PexenError(f"{where} must be a dict, got {type(raw).__name__}")
+            if LOCAL_TAGS in raw:
+                raw = dict(raw)
+                local_tags[Path(file).parent] = check_local_tags(raw.pop(LOCAL_TAGS), where)
             self._by_dir[Path(file).parent] = check_fields(raw, where)
+        self.scopes = TagScopes(config.rootpath, local_tags)
         self._layers: dict[Path, list[dict[str, Any]]] = {}
 
     def _for_dir(self, directory: Path) -> list[dict[str, Any]]:
@@ -403,4 +424,4 @@ class _ConftestDefaults:
                     f"got positional {marker.args!r}"
                 )
             layers.append(check_fields(marker.kwargs, item.nodeid))
-        return merge(layers)
+        return self.scopes.resolve(merge(layers), item.path)

@@ -284,13 +284,14 @@ def test_worker_crash_costs_only_its_test(suite, run, body, words):
             pass
         '''
     )
-    result = run("--pexen", "--pexen-workers=2", "-rs")
-    result.assert_outcomes(passed=6, errors=1, skipped=1)
+    result = run("--pexen", "--pexen-workers=2")
+    result.assert_outcomes(passed=6, errors=1)
+    assert result.parseoutcomes()["blocked"] == 1
     result.stdout.fnmatch_lines(
         [
             f"*ERROR at call of test_crash*",
             f"*worker crashed while running this test, in its call phase: worker gw* {words}*",
-            "*blocked: requires 'crashy', provided by test_crash.py::test_crash which crashed*",
+            "BLOCKED test_crash.py::test_dependent - requires 'crashy', provided by test_crash.py::test_crash which crashed",
         ]
     )
 

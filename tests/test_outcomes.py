@@ -112,7 +112,7 @@ def test_retries_end_with_the_last_attempts_outcome(suite, run):
     )
     result = run("--pexen")
     outcomes = result.parseoutcomes()
-    assert (outcomes["failed"], outcomes["skipped"], outcomes["rerun"]) == (1, 1, 2)
+    assert (outcomes["failed"], outcomes["blocked"], outcomes["rerun"]) == (1, 1, 2)
 
 
 def test_retries_apply_in_thread_groups(pytester, suite, run, extend_conftest):

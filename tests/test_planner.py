@@ -742,13 +742,15 @@ def test_long_chain_blocked_by_its_first_test_in_a_session(suite, run):
         for n in range(1, 600)
     )
     suite(test_chain=first + steps)
-    result = run("--pexen", "--pexen-workers=2", "-rs")
-    result.assert_outcomes(failed=1, skipped=599)
+    result = run("--pexen", "--pexen-workers=2")
+    result.assert_outcomes(failed=1)
+    assert result.parseoutcomes()["blocked"] == 599
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "SKIPPED *blocked: requires 'step0', provided by test_chain.py::test_step0 which failed",
-            "SKIPPED *blocked: requires 'step598', provided by test_chain.py::test_step598 which was blocked",
+            "BLOCKED test_chain.py::test_step1 - requires 'step0', provided by test_chain.py::test_step0 which failed",
+            "BLOCKED test_chain.py::test_step599 - requires 'step598', "
+            "provided by test_chain.py::test_step598 which was blocked",
         ]
     )
     assert no_internal_error(result)

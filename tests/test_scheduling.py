@@ -67,12 +67,13 @@ def test_failed_provider_blocks_dependents_with_reason(suite, run, events):
             pass
         '''
     )
-    result = run("--pexen", "-rs")
-    result.assert_outcomes(failed=1, skipped=2)
+    result = run("--pexen")
+    result.assert_outcomes(failed=1)
+    assert result.parseoutcomes()["blocked"] == 2
     result.stdout.fnmatch_lines(
         [
-            "*blocked: requires 'image', provided by test_block.py::test_build which failed*",
-            "*blocked: requires 'service', provided by test_block.py::test_deploy which was blocked*",
+            "BLOCKED test_block.py::test_deploy - requires 'image', provided by test_block.py::test_build which failed",
+            "BLOCKED test_block.py::test_check - requires 'service', provided by test_block.py::test_deploy which was blocked",
         ]
     )
     assert events().names() == ["test_build"]
@@ -94,8 +95,14 @@ def test_skipped_provider_blocks(suite, run):
         '''
     )
     result = run("--pexen", "-rs")
-    result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["*requires 'hw', provided by test_skip.py::test_probe which was skipped*"])
+    result.assert_outcomes(skipped=1)
+    assert result.parseoutcomes()["blocked"] == 1
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] test_skip.py:4: no hardware",
+            "BLOCKED test_skip.py::test_use - requires 'hw', provided by test_skip.py::test_probe which was skipped",
+        ]
+    )
 
 
 def test_priority_orders_ready_tests(suite, run, events):
@@ -179,10 +186,11 @@ def test_no_pull_reports_unselected_provider_as_blocked(suite, run):
             pass
         '''
     )
-    result = run("--pexen", "-k", "target", "--pexen-no-pull", "-rs")
-    result.assert_outcomes(skipped=1, deselected=1)
+    result = run("--pexen", "-k", "target", "--pexen-no-pull")
+    result.assert_outcomes(deselected=1)
+    assert result.parseoutcomes()["blocked"] == 1
     result.stdout.fnmatch_lines(
-        ["*blocked: requires 'base', provided by test_nopull.py::test_base which was not selected*"]
+        ["BLOCKED test_nopull.py::test_target - requires 'base', provided by test_nopull.py::test_base which was not selected"]
     )
 
 
