@@ -16,6 +16,7 @@ by Ctrl-C.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -39,15 +40,14 @@ from . import settings
 
 SKIPPED = 77
 HARD_ERROR = 99
-#: While a command runs, how often its thread looks whether the watchdog ended it
-#: (a process that escaped the tree may still hold its output open).
-_POLL_SECONDS = 1.0
 
 #: Frames of this package are left out of a failing task's traceback.
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 NODEID_VARIABLE = "PEXEN_NODEID"
 TMPDIR_VARIABLE = "PEXEN_TMPDIR"
+#: Under pytest's basetemp: the scratch directories of command tests and generated tasks.
+SCRATCH = "pexen-tasks"
 
 
 class CommandFailed(Exception):
@@ -83,67 +83,57 @@ class Command:
         token = uuid.uuid4().hex
         env = dict(self.env)
         env[COMMAND_VARIABLE] = token
-        process = subprocess.Popen(
-            self.args,
-            shell=isinstance(self.args, str),
-            cwd=self.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        running = Running(process.pid, token)
-        command_started(running)
+        # Files, not pipes: nothing to read while it runs, and a process it
+        # leaves behind cannot keep us waiting for the end of its output.
+        out, err = _output_file("stdout"), _output_file("stderr")
         try:
+            process = subprocess.Popen(
+                self.args,
+                shell=isinstance(self.args, str),
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+            running = Running(process.pid, token)
+            command_started(running)
             try:
-                out, err = self._communicate(process, running)
-            except BaseException:
-                end_commands([running], KILL_GRACE)
-                out, err = _rest(process)
-                self._keep(out, err)
-                raise
+                try:
+                    code = process.wait()
+                except BaseException:
+                    end_commands([running], KILL_GRACE)
+                    try:
+                        process.wait(KILL_GRACE)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    raise
+            finally:
+                command_finished()
         finally:
-            command_finished()
-        self._keep(out, err)
+            self.stdout, self.stderr = _read(out), _read(err)
         if running.ended_because is not None:
             raise Timeout(running.ended_because)
-        return process.returncode
-
-    @staticmethod
-    def _communicate(process: subprocess.Popen[bytes], running: Running) -> tuple[bytes, bytes]:
-        while True:
-            try:
-                return process.communicate(timeout=_POLL_SECONDS)
-            except subprocess.TimeoutExpired as expired:
-                if running.ended_because is not None and process.poll() is not None:
-                    # Ended, but something that left its tree still holds the output open.
-                    _close(process)
-                    return expired.output or b"", expired.stderr or b""
-
-    def _keep(self, out: bytes | None, err: bytes | None) -> None:
-        self.stdout = (out or b"").decode("utf-8", "replace")
-        self.stderr = (err or b"").decode("utf-8", "replace")
+        return code
 
 
-def _rest(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    """What an ended command wrote, without waiting long for a process that holds its output."""
+def _output_file(name: str) -> int:
+    """A file descriptor of an anonymous file in memory (or on disk where there is no memfd)."""
     try:
-        return process.communicate(timeout=KILL_GRACE)
-    except subprocess.TimeoutExpired as expired:
-        _close(process)
-        return expired.output or b"", expired.stderr or b""
+        return os.memfd_create(f"pexen-{name}", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        return os.dup(tempfile.TemporaryFile().fileno())
+
+
+def _read(fd: int) -> str:
+    """All that was written to *fd*, which is closed."""
+    try:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0) if size else b""
     finally:
-        try:
-            process.wait(timeout=KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _close(process: subprocess.Popen[bytes]) -> None:
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
+        os.close(fd)
+    return data.decode("utf-8", "replace")
 
 
 def _last_line(text: str) -> str:
@@ -161,6 +151,16 @@ class CommandItem(pytest.Item):
     """
 
     pexen_threadsafe = True
+
+    @functools.cached_property
+    def location(self) -> tuple[str, int | None, str]:
+        """As pytest's, without working out a relative path for each of thousands of files:
+        the path part of the node id is that path, for files under the rootdir."""
+        path, line, domain = self.reportinfo()
+        root = str(self.config.rootpath)
+        if str(path).startswith(root + os.sep):
+            return self.nodeid.split("::", 1)[0], line, domain
+        return super().location
 
     def run_command(self, args: str | Sequence[str], cwd: Path, what: str) -> None:
         """Run *args* in *cwd* as this test: pass, fail, skip, warn or error by its exit status.
@@ -210,10 +210,16 @@ class CommandItem(pytest.Item):
             return Path(tempfile.mkdtemp(prefix="pexen-"))
         # Named after the node id, so no two tests (or threads) ever race for a name.
         safe = re.sub(r"[^\w.-]+", "_", self.nodeid)[-80:]
-        path = factory.getbasetemp() / "pexen-tasks" / f"{safe}-{zlib.crc32(self.nodeid.encode()):08x}"
-        if path.exists():
+        path = factory.getbasetemp() / SCRATCH / f"{safe}-{zlib.crc32(self.nodeid.encode()):08x}"
+        # One system call in the common case: on some disks a directory costs
+        # as much as starting a small script.
+        try:
+            os.mkdir(path)
+        except FileNotFoundError:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
             shutil.rmtree(path)
-        path.mkdir(parents=True)
+            os.mkdir(path)
         return path
 
     def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
