@@ -1,6 +1,6 @@
 """A script's metadata: its ``# pexen:`` header lines.
 
-Grammar: a comment line, ``#`` or ``//``, whose text starts with ``pexen:``,
+Grammar: a comment line (``#``) whose text starts with ``pexen:``,
 anywhere in the first :data:`HEADER_BYTES` of the file, followed by fields
 separated by spaces::
 
@@ -30,7 +30,7 @@ from .._metadata import LIST_FIELDS, check_fields
 
 #: How much of a file is searched for header lines.
 HEADER_BYTES = 8192
-_HEADER = re.compile(rb"^[ \t]*(?:#|//)[ \t]*pexen:(.*)$", re.MULTILINE)
+_HEADER = re.compile(rb"^[ \t]*#[ \t]*pexen:(.*)$", re.MULTILINE)
 _INTEGERS = ("priority", "retries")
 _NUMBERS = ("timeout", "retry_delay")
 EXAMPLE = "# pexen: requires=kernel claims=net,disk timeout=30"
