@@ -62,6 +62,11 @@ def counts(result: pytest.RunResult) -> dict[str, int]:
     return {word: n for word, n in result.parseoutcomes().items() if word not in ("warning", "warnings")}
 
 
+def ran(result: pytest.RunResult) -> dict[str, int]:
+    """The counts of tests that ran; blocked ones are checked by the lines giving their reasons."""
+    return {word: n for word, n in counts(result).items() if word not in ("skipped", "blocked")}
+
+
 def conftest(root: Path, code: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "conftest.py"
@@ -220,10 +225,8 @@ def test_metadata_orders_generated_tests_with_python_tests(pytester, run):
         """
     )
     result = run("--pexen", "--pexen-workers=2", "-rs")
-    result.assert_outcomes(passed=2, failed=1, skipped=1)
-    result.stdout.fnmatch_lines(
-        ["SKIPPED [[]1[]] lab/conftest.py:*: blocked: requires 'os', provided by lab/conftest.py::install which failed"]
-    )
+    assert ran(result) == {"passed": 2, "failed": 1}
+    result.stdout.fnmatch_lines(["*lab/conftest.py*requires 'os', provided by lab/conftest.py::install which failed"])
 
 
 def test_defaults_apply_down_the_tree_to_python_tests_scripts_and_generated_tests(pytester, run):
@@ -252,13 +255,13 @@ def test_defaults_apply_down_the_tree_to_python_tests_scripts_and_generated_test
     script.write_text("#!/bin/sh\n# pexen: priority=1\nexit 0\n")
     script.chmod(0o755)
     result = run("--pexen", "-rs")
-    result.assert_outcomes(failed=1, skipped=3)
-    blocked = "blocked: requires 'network', provided by test_setup.py::test_network which failed"
+    assert ran(result) == {"failed": 1}
+    blocked = "requires 'network', provided by test_setup.py::test_network which failed"
     result.stdout.fnmatch_lines_random(
         [
-            f"SKIPPED [[]1[]] tree/deep/conftest.py:*: {blocked}",
-            f"SKIPPED [[]1[]] tree/deep/http.sh:1: {blocked}",
-            f"SKIPPED [[]1[]] tree/deep/test_dns.py:1: {blocked}",
+            f"*tree/deep/conftest.py*{blocked}",
+            f"*tree/deep/http.sh*{blocked}",
+            f"*tree/deep/test_dns.py*{blocked}",
         ]
     )
 
