@@ -215,7 +215,9 @@ def test_a_field_given_on_two_header_lines_is_an_error(pytester, scripts, run):
     scripts(twice="# pexen: timeout=5\n# pexen: claims=net timeout=10\nexit 0")
     result = run("--pexen")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["ERROR: sys/twice.sh:3: pexen field 'timeout' was given on line 2 already; give it once"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: sys/twice.sh:3: pexen field 'timeout' was given on line 2 already; give it once"]
+    )
 
 
 @pytest.mark.parametrize("pool", ["process", "thread"])

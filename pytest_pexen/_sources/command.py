@@ -224,7 +224,9 @@ class CommandItem(pytest.Item):
 
     def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         """The frames of the test's own code: not pytest's, pluggy's or pexen's."""
-        kept = excinfo.traceback.filter(lambda entry: filter_traceback(entry) and _PACKAGE not in Path(entry.path).parents)
+        kept = excinfo.traceback.filter(
+            lambda entry: filter_traceback(entry) and _PACKAGE not in Path(entry.path).parents
+        )
         return kept.filter(excinfo) if kept else excinfo.traceback
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
