@@ -67,6 +67,7 @@ class Command:
     """One run of a command; keeps what it wrote even when the run is cut short."""
 
     def __init__(self, args: str | Sequence[str], cwd: Path, env: dict[str, str]) -> None:
+        """*env* is the command's environment, its own (the token is added to it)."""
         self.args = args
         self.cwd = cwd
         self.env = env
@@ -81,8 +82,7 @@ class Command:
         :class:`Timeout` in a worker process, a Ctrl-C).
         """
         token = uuid.uuid4().hex
-        env = dict(self.env)
-        env[COMMAND_VARIABLE] = token
+        self.env[COMMAND_VARIABLE] = token
         # Files, not pipes: nothing to read while it runs, and a process it
         # leaves behind cannot keep us waiting for the end of its output.
         out, err = _output_file("stdout"), _output_file("stderr")
@@ -91,7 +91,7 @@ class Command:
                 self.args,
                 shell=isinstance(self.args, str),
                 cwd=self.cwd,
-                env=env,
+                env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
