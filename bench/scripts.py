@@ -13,7 +13,8 @@ run, with the order alternated each round:
   scripts W at a time, one ``exec`` each, as the kernel does for a
   ``#!/bin/sh`` file (xargs cannot run the file it reads as its command;
   ``xargs ... env`` would, at the cost of a second ``exec`` per script,
-  which flatters pytest by about half a second here).
+  which would flatter pytest: 2.2 s instead of 1.3 s on the 2-CPU machine
+  of ``bench/README.md``).
 
 One untimed warm-up round of each, then R rounds; the medians, their ratio
 and PASS or MISSED against :data:`TARGET_RATIO`. Each command's CPU time
