@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._api import reboot, reboot_count, subresult, warn
 from ._errors import MetadataError, PexenError, PlanError, Timeout
+from ._sources.task import TaskContext, task
 
 __version__ = "0.1.0"
 
@@ -14,10 +15,12 @@ __all__ = [
     "MetadataError",
     "PexenError",
     "PlanError",
+    "TaskContext",
     "Timeout",
     "__version__",
     "reboot",
     "reboot_count",
     "subresult",
+    "task",
     "warn",
 ]

@@ -10,6 +10,7 @@ sub-results, and shows warned, rerun and flaky tests.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Callable, Generator, Iterable, NamedTuple, NoReturn
 
 import pytest
@@ -23,6 +24,8 @@ SUBRESULT_OUTCOMES = ("passed", "warned", "failed", "skipped")
 REBOOT_COUNT_VARIABLE = "PEXEN_REBOOT_COUNT"
 
 _current: pytest.Item | None = None
+#: The test a thread of a thread pool runs (``item``), where that is not _current.
+_in_thread = threading.local()
 #: How reboot() asks for a reboot in this process, or why it cannot.
 _rebooter: Callable[[pytest.Item], None] | str = (
     "pytest_pexen.reboot() needs a --pexen run with a state file; run the suite with --pexen"
@@ -81,7 +84,7 @@ def reboot() -> NoReturn:
 
 def reboot_count() -> int:
     """How many times the running test asked for a reboot before (0 the first time)."""
-    return (reboot_counts or {}).get(_item("reboot_count").nodeid, 0)
+    return reboot_count_of(_item("reboot_count").nodeid)
 
 
 def set_rebooter(rebooter: Callable[[pytest.Item], None] | str) -> None:
@@ -91,14 +94,25 @@ def set_rebooter(rebooter: Callable[[pytest.Item], None] | str) -> None:
 
 
 def _item(function: str) -> pytest.Item:
-    if _current is None:
+    item = getattr(_in_thread, "item", None) or _current
+    if item is None:
         raise PexenError(f"pytest_pexen.{function}() can only be called while a test runs")
-    return _current
+    return item
 
 
 def set_current(item: pytest.Item | None) -> None:
     global _current
     _current = item
+
+
+def set_current_in_thread(item: pytest.Item | None) -> None:
+    """The test the calling thread (of a thread pool) runs, for the API calls it makes."""
+    _in_thread.item = item
+
+
+def reboot_count_of(nodeid: str) -> int:
+    """How many times the test *nodeid* asked for a reboot before in this run (0 without state)."""
+    return (reboot_counts or {}).get(nodeid, 0)
 
 
 def warnings_of(properties: Iterable[tuple[str, Any]]) -> list[str]:

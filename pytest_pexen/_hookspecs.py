@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import pytest
 
@@ -15,6 +16,17 @@ def pytest_pexen_groups(config: pytest.Config) -> Mapping[str, Any] | None:
     (``{"workers": 50, "pool": "thread"}``). Groups keep the order in which
     they are returned, after the ini groups. Called once, after collection,
     so any collected directory's conftest may implement it.
+    """
+
+
+def pytest_pexen_generate(config: pytest.Config, path: Path) -> Iterable[Any] | None:
+    """Generate tests: yield (or return a list of) :func:`pytest_pexen.task` objects.
+
+    Implemented in a ``conftest.py``; called once, when pytest collects that
+    conftest's directory, with *path* that directory. Each task becomes a
+    test with the node id ``<conftest's path>::<task name>``, run with and
+    without ``--pexen``. Not called for conftests of other directories, nor
+    for plugins.
     """
 
 

@@ -3,14 +3,19 @@
 Kept light: a plain ``pytest`` run with the plugin installed imports only
 this, the in-test API and the error types. The ``--pexen`` session
 (:mod:`._session`) and the xUnit writer (:mod:`._xunit`) are imported when
-asked for. Without ``--pexen`` nothing changes pytest's behaviour.
+asked for. Without ``--pexen`` nothing changes pytest's behaviour, except
+that script tests (ini ``pexen_scripts``) and tasks that conftests generate
+(:mod:`._sources`) are collected and run, serially, as any test is.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from . import _api
+from . import _api, _sources
 from ._errors import PexenError
 
 #: Name under which the xUnit writer is registered (workers unregister it).
@@ -150,6 +155,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("pexen_xunit", "path of the JUnit XML file (as --pexen-xunit)", default="")
     parser.addini("pexen_timeout", "time limit of each test in seconds, for --pexen", default="")
     parser.addini("pexen_affinity", "keep tests together on one worker: none, class or file", default="")
+    _sources.add_ini(parser)
     parser.addini(
         "pexen_groups",
         "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread'",
@@ -186,6 +192,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.pluginmanager.register(_api, "pexen-api")
+    _sources.configure(config)
     xunit = config.getoption("pexen_xunit") or config.getini("pexen_xunit")
     if xunit and not hasattr(config, "workerinput"):
         from ._xunit import XunitWriter
@@ -227,3 +234,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # Other plugins (coverage, benchmarks, snapshots, ...) see the workers' results.
     register(config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    """Script tests, and the tasks a conftest generates (see :mod:`._sources`)."""
+    return _sources.collect_file(file_path, parent)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    """A bad script header or generated task stops the run, once all were found."""
+    _sources.raise_problems(config)

@@ -13,6 +13,11 @@ A test may start children, grandchildren, daemons that double-fork or call
 A *guardian* process, forked before the workers, ends every worker's tree
 (and removes the pool's scratch folder) if the controller dies without
 saying goodbye, and says so on stderr.
+
+Commands (script tests, generated command tasks) run in a session of their
+own and carry a token of their own (``PEXEN_COMMAND``); the thread that
+runs one registers it here, so that a thread pool, which cannot kill its
+threads, can still end what a timed-out thread started.
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ import os
 import shutil
 import signal
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from typing import Iterable
 
 import psutil
 
 #: Environment variable naming the worker a process descends from.
 TOKEN_VARIABLE = "PEXEN_WORKER"
+#: Environment variable naming the command a process descends from.
+COMMAND_VARIABLE = "PEXEN_COMMAND"
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -55,8 +65,8 @@ def die_with_parent(expected_parent: int) -> None:
         os._exit(1)
 
 
-def tree(pid: int, token: str | None = None) -> list[psutil.Process]:
-    """*pid*, its descendants, its process group and processes carrying *token*."""
+def tree(pid: int, token: str | None = None, variable: str = TOKEN_VARIABLE) -> list[psutil.Process]:
+    """*pid*, its descendants, its process group and processes carrying *token* (in *variable*)."""
     found: dict[int, psutil.Process] = {}
     try:
         root = psutil.Process(pid)
@@ -69,16 +79,16 @@ def tree(pid: int, token: str | None = None) -> list[psutil.Process]:
         if process.pid in found or process.pid == os.getpid():
             continue
         try:
-            if os.getpgid(process.pid) == pid or (token and _carries(process, token)):
+            if os.getpgid(process.pid) == pid or (token and _carries(process, token, variable)):
                 found[process.pid] = process
         except (OSError, psutil.Error):
             continue
     return list(found.values())
 
 
-def _carries(process: psutil.Process, token: str) -> bool:
+def _carries(process: psutil.Process, token: str, variable: str = TOKEN_VARIABLE) -> bool:
     try:
-        return process.environ().get(TOKEN_VARIABLE) == token
+        return process.environ().get(variable) == token
     except psutil.Error:
         return False
 
@@ -103,6 +113,70 @@ def end(processes: Iterable[psutil.Process], grace: float) -> list[psutil.Proces
             pass
     psutil.wait_procs(alive, timeout=grace)
     return processes
+
+
+@dataclass
+class Command:
+    """A command a thread runs: its process (a session leader) and its token."""
+
+    pid: int
+    token: str
+    #: Why it was ended from outside (the watchdog), once it was.
+    ended_because: str | None = None
+
+
+#: The command each thread runs now, by thread ident.
+_commands: dict[int, Command] = {}
+
+
+def command_started(command: Command) -> None:
+    """The calling thread runs *command* until :func:`command_finished`."""
+    _commands[threading.get_ident()] = command
+
+
+def command_finished() -> None:
+    _commands.pop(threading.get_ident(), None)
+
+
+def end_commands_of(threads: Iterable[int], reason: str, grace: float) -> bool:
+    """End the trees of the commands that *threads* run, saying why; False if they run none."""
+    commands = [command for command in map(_commands.get, threads) if command is not None]
+    for command in commands:
+        command.ended_because = reason
+    end_commands(commands, grace)
+    return bool(commands)
+
+
+def end_commands(commands: Iterable[Command], grace: float) -> None:
+    """SIGTERM the commands' trees, then SIGKILL what is left after *grace* seconds.
+
+    Nothing is reaped here: a command's own process is the child of a
+    ``Popen`` that must see its real exit status (reaped by someone else,
+    it would read 0).
+    """
+    processes = [process for command in commands for process in tree(command.pid, command.token, COMMAND_VARIABLE)]
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + grace
+    while processes and time.monotonic() < deadline:
+        processes = [process for process in processes if _alive(process)]
+        if processes:
+            time.sleep(0.02)
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class Guardian:

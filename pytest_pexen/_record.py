@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import pytest
 
 from ._state import StateStore, TestRecord
+from ._worker import compact
 
 #: Results kept in memory after they were stored, for reports that come late.
 _RECENT = 64
@@ -102,10 +103,20 @@ class Recorder:
         loader turns the serialized reports in it into objects)."""
         return _dump(payload)
 
-    def snapshot_reports(self, config: pytest.Config, reports: Sequence[pytest.TestReport]) -> bytes | None:
-        """A result the controller made (a crash, a timeout) or a thread's, as stored."""
+    def snapshot_reports(
+        self, config: pytest.Config, item: pytest.Item, reports: Sequence[pytest.TestReport]
+    ) -> bytes | None:
+        """A result the controller made for *item* (a crash, a timeout) or a thread's, as stored.
+
+        Plain reports are kept as a worker sends them (:func:`._worker.compact`):
+        a thread pool's thousands of passing scripts cost a fraction to store.
+        """
         hook = config.hook
-        return _dump({"reports": [hook.pytest_report_to_serializable(config=config, report=r) for r in reports]})
+        stored = []
+        for report in reports:
+            plain = compact(report, item, report.keywords)
+            stored.append(plain if plain is not None else hook.pytest_report_to_serializable(config=config, report=report))
+        return _dump({"reports": stored})
 
     def finished(self, item: pytest.Item, index: int, outcome: str, result: bytes | None) -> None:
         """*item* ended with *outcome*; *result* is its :meth:`snapshot`."""
@@ -168,7 +179,9 @@ class NoRecorder(Recorder):
     def snapshot(self, payload: dict[str, Any]) -> bytes | None:
         return None
 
-    def snapshot_reports(self, config: pytest.Config, reports: Sequence[pytest.TestReport]) -> bytes | None:
+    def snapshot_reports(
+        self, config: pytest.Config, item: pytest.Item, reports: Sequence[pytest.TestReport]
+    ) -> bytes | None:
         return None
 
     def finished(self, item: pytest.Item, index: int, outcome: str, result: bytes | None) -> None:

@@ -345,7 +345,7 @@ class RunLoop:
             return True
         if item.nodeid in saved.in_flight and item.nodeid in self._crash_on_resume:
             reports = self._reporter.died_in_flight(item)
-            self._conclude(item, index, "crashed", self._result_of(reports))
+            self._conclude(item, index, "crashed", self._result_of(item, reports))
             return True
         return False
 
@@ -489,7 +489,7 @@ class RunLoop:
         self._learn(item.nodeid, duration_of(reports), busy_of(reports))
         if result is None:
             # A timeout's reports got the watchdog's notes here; a thread's were made here.
-            result = self._result_of(reports)
+            result = self._result_of(item, reports)
         self._conclude(item, event.index, outcome, result)
         self._crashes_in_a_row = 0
         if "exit" in event.payload:
@@ -538,14 +538,14 @@ class RunLoop:
             item = self._items[event.running]
             if running is not None and running.index == event.running and running.expired_because:
                 reports = self._reporter.timed_out(item, running.expired_because, running.stacks)
-                self._conclude(item, event.running, "timeout", self._result_of(reports))
+                self._conclude(item, event.running, "timeout", self._result_of(item, reports))
             else:
                 # Started behind a timed-out test just before its worker was ended.
                 self._planner.give_back(item.nodeid)
         elif event.running is not None:
             item = self._items[event.running]
             reports = self._reporter.crashed(item, what, event.output, event.phase)
-            self._conclude(item, event.running, "crashed", self._result_of(reports))
+            self._conclude(item, event.running, "crashed", self._result_of(item, reports))
             self._crashes_in_a_row += 1
             if self._crashes_in_a_row >= self._limits.max_crashes:
                 self.stopped_because = (
@@ -584,9 +584,9 @@ class RunLoop:
                 self._state_failed = True
                 self._reporter.problem(f"the state file cannot be written; the run goes on, but a resume may miss results: {error}")
 
-    def _result_of(self, reports: Sequence[pytest.TestReport]) -> bytes | None:
+    def _result_of(self, item: pytest.Item, reports: Sequence[pytest.TestReport]) -> bytes | None:
         """What the state file keeps of a result the controller made (a crash, a timeout)."""
-        return self._recorder.snapshot_reports(self._session.config, reports)
+        return self._recorder.snapshot_reports(self._session.config, item, reports)
 
     # -- reboots ------------------------------------------------------------------
 

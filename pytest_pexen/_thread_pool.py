@@ -5,7 +5,11 @@ For tasks whose body needs no pytest fixtures, capture or per-process state
 thread with its own queue; it calls the pool's *run* function with each
 index and reports the result. A result that is a dict with a true ``stop``
 key makes the thread drop what it has queued (the run is stopping). Threads cannot be killed: a task that never
-returns keeps its thread (the watchdog ends such runs).
+returns keeps its thread (the watchdog gives up on it and starts another).
+What a task's command started can be killed, though: a task that runs a
+command registers it (:func:`._processes.command_started`), and the
+watchdog's interrupt ends that command's whole process tree, so the task
+returns.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from ._pool import Dropped, Event, Finished, Gone, Lost
+from ._processes import end_commands_of
+from ._watchdog import KILL_GRACE
 
 TaskRunner = Callable[[int], Any]
 
@@ -62,6 +68,8 @@ class ThreadPool:
             with worker.wakeup:
                 while not worker.queue and not worker.stopping:
                     worker.wakeup.wait()
+                if worker.abandoned:
+                    return  # ended after its task came back; the pool forgot it
                 if worker.drop and worker.queue:
                     dropped = tuple(worker.queue)
                     worker.queue.clear()
@@ -160,15 +168,30 @@ class ThreadPool:
         return f"Thread {ident:#x} ({worker}):\n" + "".join(traceback.format_stack(frame))
 
     def interrupt(self, worker: str, message: str) -> bool:
-        """Threads cannot be interrupted; the caller ends the worker instead."""
-        return False
+        """End the process tree of the command *worker*'s task runs, so that it returns.
+
+        False if it runs none (a Python body): threads cannot be interrupted,
+        the caller ends the worker instead.
+        """
+        thread = self._threads.get(worker)
+        if thread is None or thread.ident is None:
+            return False
+        return end_commands_of([thread.ident], message, KILL_GRACE)
 
     def end(self, worker: str) -> None:
-        """Give up on *worker*'s thread (it cannot be killed) and start a fresh one."""
+        """Give up on *worker*'s thread (it cannot be killed) and start a fresh one.
+
+        A command its task still runs is ended, with its whole process tree.
+        """
         thread = self._threads.pop(worker, None)
         if thread is None:
             return
         queue_left = self._abandon(thread)
+        with thread.wakeup:
+            thread.stopping = True  # an idle thread exits; a busy one, once its task returns
+            thread.wakeup.notify()
+        if thread.ident is not None:
+            end_commands_of([thread.ident], "its worker was ended", KILL_GRACE)
         if queue_left is None:
             return
         running = queue_left[0] if queue_left else None
@@ -186,17 +209,22 @@ class ThreadPool:
                 thread.wakeup.notify()
 
     def close(self) -> list[Event]:
-        """Stop handing out work; running tasks finish in the background, ignored.
+        """Stop handing out work; running tasks finish in the background, ignored
+        (their commands are ended).
 
         Returns the events not read yet, and a ``Lost(ended=True)`` event for
         each thread that still had tasks.
         """
         events = self.wait(0) if self._threads else []
         lost: list[Event] = []
+        busy = []
         for worker, thread in self._threads.items():
             queue_left = self._abandon(thread)
             if queue_left:
                 lost.append(Lost(worker, queue_left[0], queue_left[1:], None, None, ended=True))
+                busy.append(thread.ident)
+        # What the running tasks' commands started ends with them, as a process pool's workers do.
+        end_commands_of([ident for ident in busy if ident is not None], "the run ended it", KILL_GRACE)
         self.shutdown(drop_queued=True)
         self._threads.clear()
         return events + lost

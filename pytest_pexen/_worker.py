@@ -609,7 +609,11 @@ def run_in_thread(
         if attempt:
             time.sleep(retry.delay)
         setup = CallInfo.from_call(lambda: None, when="setup")
-        call = CallInfo.from_call(item.runtest, when="call", reraise=())
+        _api.set_current_in_thread(item)  # pytest_pexen.warn() and friends
+        try:
+            call = CallInfo.from_call(item.runtest, when="call", reraise=())
+        finally:
+            _api.set_current_in_thread(None)
         teardown = CallInfo.from_call(lambda: None, when="teardown")
         payload: dict[str, Any] = {"calls": [setup, call, teardown]}
         # As in a worker process: pytest.exit() and KeyboardInterrupt stop the run.
