@@ -269,13 +269,18 @@ def test_function_test_in_a_thread_group_is_a_usage_error(pytester, suite, run):
 
 
 def test_tests_with_locks_are_not_pushed_behind_a_stream_of_short_tests(suite, run, events):
+    # Each test takes a few ms, so that the work a worker holds queued (at
+    # most 0.1 s of it, which a test with locks may wait behind) is some 50
+    # tests, well short of the 150 the check allows.
     suite(
         test_stream='''
+        import time
+
         import pytest
 
         @pytest.mark.parametrize("n", range(100))
         def test_a(n):
-            pass
+            time.sleep(0.002)
 
         @pytest.mark.pexen(claims=["net"])
         def test_claimer():
@@ -283,7 +288,7 @@ def test_tests_with_locks_are_not_pushed_behind_a_stream_of_short_tests(suite, r
 
         @pytest.mark.parametrize("n", range(200))
         def test_b(n):
-            pass
+            time.sleep(0.002)
         '''
     )
     run("--pexen", "--pexen-workers=2").assert_outcomes(passed=301)
