@@ -152,7 +152,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
     parser.addini("pexen_state", "path of the state file (as --pexen-state)", default="")
     parser.addini("pexen_reboot_cmd", "shell command that reboots the machine (as --pexen-reboot-cmd)", default="")
-    parser.addini("pexen_xunit", "path of the JUnit XML file (as --pexen-xunit)", default="")
+    parser.addini("pexen_xunit", "path of the JUnit XML file, relative to the rootdir (as --pexen-xunit)", default="")
     parser.addini("pexen_timeout", "time limit of each test in seconds, for --pexen", default="")
     parser.addini("pexen_affinity", "keep tests together on one worker: none, class or file", default="")
     _sources.add_ini(parser)
@@ -193,7 +193,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.pluginmanager.register(_api, "pexen-api")
     _sources.configure(config)
+    # From the command line, relative to the working directory; from the
+    # ini file, to the rootdir (as ini pexen_state), wherever pytest runs.
     xunit = config.getoption("pexen_xunit") or config.getini("pexen_xunit")
+    if xunit and not config.getoption("pexen_xunit"):
+        xunit = str(config.rootpath / xunit)
     if xunit and not hasattr(config, "workerinput"):
         from ._xunit import XunitWriter
 

@@ -173,6 +173,21 @@ def test_ini_sets_the_path(pytester, suite, run):
     validate(pytester.path / "from-ini.xml")
 
 
+def test_the_ini_path_is_relative_to_the_rootdir_and_the_option_to_the_working_directory(pytester, monkeypatch):
+    suite = pytester.path / "suite"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\npexen_xunit = reports/from-ini.xml\n")
+    (suite / "test_p.py").write_text("def test_a():\n    pass\n")
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.runpytest_subprocess("-p", "pytest_pexen._plugin", "--pexen", "suite").assert_outcomes(passed=1)
+    validate(suite / "reports" / "from-ini.xml")
+    assert not (pytester.path / "reports").exists()
+    pytester.runpytest_subprocess(
+        "-p", "pytest_pexen._plugin", "--pexen", "suite", "--pexen-xunit=here.xml"
+    ).assert_outcomes(passed=1)
+    validate(pytester.path / "here.xml")
+
+
 def test_the_file_is_current_while_the_run_goes_on(pytester, suite, run):
     suite(
         test_live='''

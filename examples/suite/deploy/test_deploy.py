@@ -2,6 +2,8 @@ import time
 
 import pytest
 
+import pytest_pexen
+
 
 @pytest.mark.pexen(provides=["service"])
 def test_deploy():
@@ -13,6 +15,14 @@ def test_deploy():
 def test_endpoint(endpoint):
     time.sleep(0.1)
     assert endpoint.startswith("/")
+
+
+@pytest.mark.pexen(requires=["service"], uses=["service-port"])
+def test_latency():
+    p99 = 180
+    # Passes, with a warning: the outcome is "warned".
+    if p99 > 150:
+        pytest_pexen.warn(f"p99 latency {p99} ms is over the 150 ms budget")
 
 
 @pytest.mark.pexen(requires=[("service", "docs")])

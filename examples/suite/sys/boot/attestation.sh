@@ -1,0 +1,3 @@
+#!/bin/sh
+# pexen: requires=measured-boot
+echo "attestation quote verified"
