@@ -280,6 +280,18 @@ def test_a_script_that_cannot_start_fails_saying_why(pytester, run):
     result.stdout.fnmatch_lines(["*no_shebang could not be started: [[]Errno 8[]] Exec format error*#! line*"])
 
 
+def test_a_script_whose_interpreter_is_missing_fails_naming_it(pytester, run):
+    pytester.makeini("[pytest]\npexen_scripts = sys\n")
+    (pytester.path / "sys").mkdir()
+    for name, text in {"crlf.sh": b"#!/bin/sh\r\necho hi\r\n", "odd.sh": b"#!/no/such/shell\necho hi\n"}.items():
+        (pytester.path / "sys" / name).write_bytes(text)
+        (pytester.path / "sys" / name).chmod(0o755)
+    result = run()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*crlf.sh could not be started: *No such file or directory*Windows line endings*"])
+    result.stdout.fnmatch_lines(["*odd.sh could not be started: *interpreter*is missing: /no/such/shell*"])
+
+
 def test_globs_select_and_exclude_and_python_tests_stay_python(pytester, run):
     pytester.makeini("[pytest]\npexen_scripts = sys/** !sys/lib other/*.run\n")
     write(pytester.path / "sys", "check.sh", "exit 0")

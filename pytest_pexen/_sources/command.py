@@ -16,6 +16,7 @@ by Ctrl-C.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
@@ -237,8 +238,21 @@ class CommandItem(pytest.Item):
 
 
 def _hint(error: OSError) -> str:
-    if error.errno == 8:  # ENOEXEC
+    if error.errno == errno.ENOEXEC:
         return " (does it start with a #! line?)"
+    if error.errno == errno.ENOENT and error.filename and os.path.isfile(error.filename):
+        # The file is there: what is missing is the interpreter its #! line names.
+        try:
+            with open(error.filename, "rb") as file:
+                first = file.readline(256)
+        except OSError:
+            return ""
+        if not first.startswith(b"#!"):
+            return ""
+        interpreter = first[2:].rstrip(b"\n")
+        if interpreter.endswith(b"\r"):
+            return " (its #! line ends in a carriage return: the file has Windows line endings)"
+        return f" (the interpreter its #! line names is missing: {interpreter.decode(errors='replace').strip()})"
     return ""
 
 
