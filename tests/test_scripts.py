@@ -292,6 +292,15 @@ def test_a_script_whose_interpreter_is_missing_fails_naming_it(pytester, run):
     result.stdout.fnmatch_lines(["*odd.sh could not be started: *interpreter*is missing: /no/such/shell*"])
 
 
+def test_a_pexen_scripts_path_that_does_not_exist_is_warned_about(pytester, run):
+    pytester.makeini("[pytest]\npexen_scripts = sys sytem/** !gone\n")
+    write(pytester.path / "sys", "ok.sh", "exit 0\n")
+    result = run()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*PytestConfigWarning: ini pexen_scripts names 'sytem/**'*"])
+    assert "'sys'" not in result.stdout.str()
+
+
 def test_globs_select_and_exclude_and_python_tests_stay_python(pytester, run):
     pytester.makeini("[pytest]\npexen_scripts = sys/** !sys/lib other/*.run\n")
     write(pytester.path / "sys", "check.sh", "exit 0")

@@ -54,6 +54,13 @@ class Settings:
 
             base = config.inipath.parent if config.inipath is not None else config.rootpath
             self.globs = Globs(patterns, base)
+            for missing in _missing_paths(patterns, base):
+                config.issue_config_time_warning(
+                    pytest.PytestConfigWarning(
+                        f"ini pexen_scripts names {missing!r}, which does not exist under {base}"
+                    ),
+                    stacklevel=2,
+                )
         #: Usage errors found while collecting: (where, message); raised once collection is done.
         self.problems: list[str] = []
 
@@ -71,6 +78,24 @@ def configure(config: pytest.Config) -> None:
 
 def settings(config: pytest.Config) -> Settings:
     return config.stash[_settings]
+
+
+def _missing_paths(patterns: list[str], base: Path) -> list[str]:
+    """The globs (not the ``!`` ones) whose directories before the first
+    wildcard do not exist: a misspelt directory would otherwise just
+    collect no scripts."""
+    missing = []
+    for pattern in patterns:
+        if pattern.startswith("!"):
+            continue
+        fixed = []
+        for segment in pattern.strip("/").split("/"):
+            if any(c in segment for c in "*?["):
+                break
+            fixed.append(segment)
+        if fixed and not base.joinpath(*fixed).exists():
+            missing.append(pattern)
+    return missing
 
 
 def _warn_code(text: str) -> int | None:
