@@ -51,6 +51,9 @@ def warns():
 def pytest_pexen_generate(config, path):
     yield pytest_pexen.task("no_argument", no_argument)
     yield pytest_pexen.task("with_context", with_context)
+    for disk in ["sda"]:
+        # A default binds the loop variable: called with no argument.
+        yield pytest_pexen.task(f"bound_{disk}", lambda disk=disk: record("bound", disk))
     yield pytest_pexen.task("fails", fails)
     yield pytest_pexen.task("skips", skips)
     yield pytest_pexen.task("warns", warns)
@@ -80,7 +83,7 @@ def test_callables_pass_fail_skip_and_warn_as_tests_do(pytester, run, mode):
     pytester.makeini(ini)
     conftest(pytester.path / "disks", CHECKS)
     result = run(*args, "-rA")
-    assert counts(result) == {"passed": 2, "failed": 1, "skipped": 1, "warned": 1}
+    assert counts(result) == {"passed": 3, "failed": 1, "skipped": 1, "warned": 1}
     result.stdout.fnmatch_lines_random(
         [
             "FAILED disks/conftest.py::fails - AssertionError: the answer changed*",
@@ -94,6 +97,7 @@ def test_callables_pass_fail_skip_and_warn_as_tests_do(pytester, run, mode):
     nodeid, tmp_path, is_dir, listing, reboots = recorded
     assert (nodeid, is_dir, listing, reboots) == ("disks/conftest.py::with_context", True, [], 0)
     assert json.loads((pytester.path / "disks" / "no_argument.json").read_text()) == "ran"
+    assert json.loads((pytester.path / "disks" / "bound.json").read_text()) == "sda"
 
 
 @pytest.mark.parametrize("mode", ["plain", "thread"])

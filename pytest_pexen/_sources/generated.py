@@ -100,7 +100,11 @@ def _body_check(body: Any) -> bool:
 
 
 def _takes_context(func: Callable[..., Any]) -> bool:
-    """Whether *func* takes one argument (the context); raises if it needs more."""
+    """Whether *func* needs one argument (the context); raises if it needs more.
+
+    Parameters with defaults are left alone: ``lambda disk=disk: check(disk)``,
+    the usual way to bind a loop variable, is called with no argument.
+    """
     try:
         parameters = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
@@ -114,7 +118,7 @@ def _takes_context(func: Callable[..., Any]) -> bool:
             f"its callable needs the arguments {names}; a task's callable takes none, "
             "or one: the context (node id, tmp_path, reboot_count)"
         )
-    return bool(positional) or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+    return bool(required)
 
 
 class GeneratedTask(CommandItem):
