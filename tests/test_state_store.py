@@ -60,13 +60,14 @@ store.close()
 
 #: Runs tests of 1 KB results in commits of 1 to 20 tests; prints how many are committed after each commit.
 WRITE = """
-import random, sys, time
+import os, random, sys, time
 from pathlib import Path
 from pytest_pexen._state import StateStore
 store = StateStore.open(Path(sys.argv[1]), Path(sys.argv[2]))
 nodeids = [f"t.py::test_{i}" for i in range(5000)]
 run_id = store.begin_run(["--pexen"], {}, nodeids)
-print("run", run_id, flush=True)
+# One write each, so that a kill never leaves half a line (stdout may be unbuffered).
+os.write(1, f"run {run_id}\n".encode())
 batches = random.Random(int(sys.argv[3]))
 done = 0
 while done < len(nodeids):
@@ -78,7 +79,7 @@ while done < len(nodeids):
         store.finished(run_id, nodeid, "passed", nodeid.encode().ljust(1024, b"."), time.time())
     store.commit()
     done += len(batch)
-    print("committed", done, flush=True)
+    os.write(1, f"committed {done}\n".encode())
 """
 
 
