@@ -20,6 +20,7 @@ The values are then checked as the marker's are (:func:`.._metadata.check_fields
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -41,8 +42,13 @@ def read_header(path: Path, where: str) -> dict[str, Any]:
 
     Raises :class:`MetadataError` naming the file and line.
     """
-    with open(path, "rb") as file:
-        start = file.read(HEADER_BYTES)
+    # One read: a file object would read twice (the data, then the end) and
+    # cost more than the read itself, once per script of a big tree.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        start = os.read(fd, HEADER_BYTES)
+    finally:
+        os.close(fd)
     if b"pexen:" not in start or b"\0" in start:
         return {}  # no header, or a compiled program
     fields: dict[str, Any] = {}
