@@ -93,11 +93,13 @@ def _carries(process: psutil.Process, token: str, variable: str = TOKEN_VARIABLE
         return False
 
 
-def end(processes: Iterable[psutil.Process], grace: float) -> list[psutil.Process]:
+def end(processes: Iterable[psutil.Process], grace: float, *, reap: bool = True) -> list[psutil.Process]:
     """SIGTERM, then SIGKILL what is left after *grace* seconds; returns the processes.
 
-    Children among them are reaped here: their exit status is their
-    ``returncode`` (as :mod:`subprocess` gives it).
+    With *reap*, children among them are reaped here: their exit status is
+    their ``returncode`` (as :mod:`subprocess` gives it). Without, nothing is
+    reaped: a child whose ``Popen`` must see its real exit status (reaped by
+    someone else, it would read 0) is only watched until it is a zombie.
     """
     processes = list(processes)
     for process in processes:
@@ -105,13 +107,22 @@ def end(processes: Iterable[psutil.Process], grace: float) -> list[psutil.Proces
             process.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(processes, timeout=grace)
+    if reap:
+        _, alive = psutil.wait_procs(processes, timeout=grace)
+    else:
+        alive = processes
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [process for process in alive if _alive(process)]
+            if alive:
+                time.sleep(0.02)
     for process in alive:
         try:
             process.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(alive, timeout=grace)
+    if reap:
+        psutil.wait_procs(alive, timeout=grace)
     return processes
 
 
@@ -148,28 +159,10 @@ def end_commands_of(threads: Iterable[int], reason: str, grace: float) -> bool:
 
 
 def end_commands(commands: Iterable[Command], grace: float) -> None:
-    """SIGTERM the commands' trees, then SIGKILL what is left after *grace* seconds.
-
-    Nothing is reaped here: a command's own process is the child of a
-    ``Popen`` that must see its real exit status (reaped by someone else,
-    it would read 0).
-    """
-    processes = [process for command in commands for process in tree(command.pid, command.token, COMMAND_VARIABLE)]
-    for process in processes:
-        try:
-            process.terminate()
-        except psutil.Error:
-            pass
-    deadline = time.monotonic() + grace
-    while processes and time.monotonic() < deadline:
-        processes = [process for process in processes if _alive(process)]
-        if processes:
-            time.sleep(0.02)
-    for process in processes:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
+    """End the commands' trees (see :func:`end`), reaping none: each command's
+    own process is the child of a ``Popen`` that reaps it."""
+    trees = [tree(command.pid, command.token, COMMAND_VARIABLE) for command in commands]
+    end((process for processes in trees for process in processes), grace, reap=False)
 
 
 def _alive(process: psutil.Process) -> bool:
