@@ -195,9 +195,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _sources.configure(config)
     # From the command line, relative to the working directory; from the
     # ini file, to the rootdir (as ini pexen_state), wherever pytest runs.
-    xunit = config.getoption("pexen_xunit") or config.getini("pexen_xunit")
-    if xunit and not config.getoption("pexen_xunit"):
-        xunit = str(config.rootpath / xunit)
+    xunit = config.getoption("pexen_xunit")
+    if not xunit and config.getini("pexen_xunit"):
+        xunit = str(config.rootpath / config.getini("pexen_xunit"))
     if xunit and not hasattr(config, "workerinput"):
         from ._xunit import XunitWriter
 
