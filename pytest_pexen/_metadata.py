@@ -16,6 +16,9 @@ from ._errors import MetadataError
 
 #: requires entry: one tag, or a tuple of alternative tags (any one of them).
 Requirement = tuple[str, ...]
+#: In ``requires``: ``any:TAG`` is met once any one test that provides TAG
+#: has passed (a virtual tag), where plain ``TAG`` needs all of them.
+ANY_PREFIX = "any:"
 
 ON_RESUME_CHOICES = ("rerun", "crash")
 #: How tests are kept together on one worker: not at all, by class, by file.
@@ -54,6 +57,24 @@ LOCAL_TAGS = "local_tags"
 SCOPE_MARK = "@"
 
 
+def any_of(tag: str) -> str:
+    """In ``requires``: met once any one test that provides *tag* has passed.
+
+    Plain ``"httpd"`` waits for every test that provides it; ``any_of("httpd")``
+    (the string ``"any:httpd"``) for the first one to pass.
+    """
+    if not isinstance(tag, str) or not tag or tag.startswith(ANY_PREFIX):
+        raise MetadataError(f"any_of() takes one tag, a non-empty string, got {tag!r}")
+    return ANY_PREFIX + tag
+
+
+def split_any(tag: str) -> tuple[str, bool]:
+    """A tag as named in ``requires``: the tag, and whether one provider is enough (``any:``)."""
+    if tag.startswith(ANY_PREFIX):
+        return tag[len(ANY_PREFIX) :], True
+    return tag, False
+
+
 def _tags(value: Any, name: str, where: str) -> tuple[str, ...]:
     """A list, set or tuple of tag strings (a lone string is one tag)."""
     if isinstance(value, str):
@@ -64,6 +85,11 @@ def _tags(value: Any, name: str, where: str) -> tuple[str, ...]:
     for tag in value:
         if not isinstance(tag, str) or not tag:
             raise _wrong_type(where, name, "a list or set of non-empty strings", tag)
+        if tag.startswith(ANY_PREFIX) and (name != "requires" or tag == ANY_PREFIX):
+            raise MetadataError(
+                f"{where}: pexen field {name!r}: {tag!r}: {ANY_PREFIX!r} (any one provider is "
+                "enough) goes before a tag in requires only, as in requires=['any:httpd']"
+            )
         tags.append(tag)
     # Sets have no order; sorting keeps plans and messages reproducible.
     if isinstance(value, (set, frozenset)):
@@ -84,7 +110,7 @@ def _requirements(value: Any, where: str) -> tuple[Requirement, ...]:
                 raise _wrong_type(where, "requires", "a non-empty tuple of alternatives", entry)
             result.append(_tags(entry, "requires", where))
         elif isinstance(entry, str) and entry:
-            result.append((entry,))
+            result.append(_tags(entry, "requires", where))
         else:
             raise _wrong_type(where, "requires", "tags (strings) or tuples of tags", entry)
     if isinstance(value, (set, frozenset)):

@@ -16,7 +16,15 @@ from there to the optional *on_change* callback: the one place where a run's
 progress can be observed (and, later, made durable).
 
 A tag that several tests provide is available once all of them have passed;
-a tuple inside ``requires`` is satisfied by any one of its tags.
+``any:TAG`` in ``requires`` once any one of them has passed (a virtual
+tag: ``httpd`` by apache or nginx); a tuple inside ``requires`` is satisfied
+by any one of its alternatives. A task on *standby* for an ``any:`` tag (a
+provider that pull-in did not choose) runs only if every other provider of
+that tag ended without passing; once one passed, it is dropped unreported.
+
+Tasks may be added while the run goes on (:meth:`Planner.add`): they may
+name tags that no test provides yet, and wait until :meth:`stop_waiting`
+says none will come.
 
 Groups: only one runs at a time, in :meth:`Planner.groups` order (dependencies
 between groups first, then configuration order); :meth:`begin` a group, then
@@ -56,14 +64,24 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from ._errors import PlanError
 from ._groups import DEFAULT_GROUP
-from ._metadata import Requirement
+from ._metadata import ANY_PREFIX, Requirement, split_any
 
 PASSING_OUTCOMES = frozenset({"passed", "warned"})
 #: How a task names a tag, in a mention: in ``after``; as a requirement of
 #: its own; or (a number from 0) among the alternatives of the requirement
-#: with that number (see ``Planner._chances``).
+#: with that number (see ``Planner._chances``). Named as ``any:TAG``, the
+#: mention is _ALONE_ANY, or _ANY_BASE minus the requirement's number: every
+#: mention at or below _ALONE_ANY is met by one provider passing.
 _AFTER = -1
 _ALONE = -2
+_ALONE_ANY = -3
+_ANY_BASE = -4
+#: Places order ready tasks: a task's priority in the high bits, then its
+#: rank among the tasks the planner was built with, or for a task added
+#: later, _ADDED_RANK plus the order it came in (after those of its priority).
+_PRIORITY_SHIFT = 32
+_PRIORITY_OFFSET = 2**31
+_ADDED_RANK = 2**31
 #: The chances of a requirement with alternatives, once one of them is provided.
 _MET = -1
 
@@ -76,6 +94,7 @@ _OUTCOME_WORDS = {
     "crashed": "crashed",
     "timeout": "timed out",
     "not run": "did not run",
+    "not needed": "was not needed",
 }
 
 
@@ -93,6 +112,9 @@ class Task:
     group: str = DEFAULT_GROUP
     #: Tasks with the same unit (in a group) run in one lane, see :class:`Planner`.
     unit: str | None = None
+    #: The tag this task stands by for: it runs only if the tag's other
+    #: providers all end without passing (see the module docstring).
+    standby_for: str | None = None
 
     @property
     def locks(self) -> bool:
@@ -116,8 +138,14 @@ _UnitKey = tuple[str, str]
 
 def _describe(requirement: Requirement) -> str:
     if len(requirement) == 1:
-        return repr(requirement[0])
-    return "one of " + ", ".join(map(repr, requirement))
+        return _describe_tag(requirement[0])
+    return "one of " + ", ".join(map(_describe_tag, requirement))
+
+
+def _describe_tag(tag: str) -> str:
+    name, any_provider = split_any(tag)
+    return f"any provider of {name!r}" if any_provider else repr(tag)
+
 
 
 class Planner:
@@ -154,19 +182,44 @@ class Planner:
             raise PlanError("duplicate task ids: " + ", ".join(_duplicates(self._ids)))
         self._absent = dict(absent or {})
         self._on_change = on_change
+        self._group_position = {name: index for index, name in enumerate(group_order)}
         self._index_tasks()
         self._index_tags()
         self._check_tags()
         rank = self._critical_path(self._topological_order(), durations or {})
-        #: Task numbers in the order ready tasks are handed out: by priority,
-        #: then the longest chain of work first, then collection order.
-        self._by_place = _best_first(self._priority, rank)
-        #: Per task: its place in that order. The ready heaps hold places.
+        #: Per task: its place in the order ready tasks are handed out: by
+        #: priority, then the longest chain of work first, then collection
+        #: order (tasks added later: after those, in the order they came).
+        #: The ready heaps hold places.
         self._place = [0] * len(self._tasks)
-        for place, number in enumerate(self._by_place):
+        by_rank = _best_first(self._priority, rank)
+        high = [(self._priority[number] + _PRIORITY_OFFSET) << _PRIORITY_SHIFT for number in by_rank]
+        places = [priority | rank_order for rank_order, priority in enumerate(high)]
+        for place, number in zip(places, by_rank):
             self._place[number] = place
+        #: The task at each place.
+        self._by_place = dict(zip(places, by_rank))
+        self._added = 0
         self._groups = self._order_groups(group_order)
+        #: Where in :attr:`_groups` the current group is (-1: before the first).
+        self._group_index = -1
 
+        #: Tasks on standby (see :class:`Task`) not released or dropped yet,
+        #: and per tag, those standing by for it, best first.
+        self._unreleased = {n for n, task in enumerate(self._tasks) if task.standby_for is not None}
+        self._standby_of: dict[int, list[int]] = {}
+        for number in sorted(self._unreleased, key=self._place.__getitem__):
+            tag = self._tag_number.get(self._tasks[number].standby_for or "")
+            if tag is None:
+                raise PlanError(f"{self._ids[number]} stands by for a tag that no task here names or provides")
+            self._standby_of.setdefault(tag, []).append(number)
+            self._open[number] += 1  # the gate: released when needed
+        #: Per tag: whether one of its providers has passed (``any:`` is met).
+        self._passed_once = [False] * len(self._tag_names)
+        #: Tags that tasks added during the run wait for and no task provides yet.
+        self._pending: set[int] = set()
+        #: Per tag: mentions by tasks added during the run, (task, how).
+        self._late_waiters: dict[int, list[tuple[int, int]]] = {}
         self._state = [State.WAITING] * len(self._tasks)
         self._outcome = [""] * len(self._tasks)
         #: Tasks taken and not done or given back, by id.
@@ -194,8 +247,9 @@ class Planner:
         #: either, so a take looks at one task a queue, not at every one.
         self._lock_queues: dict[_LockKey, list[int]] = {}
         self._blocked: list[tuple[int, str]] = []
-        self._active = len(self._tasks)
+        self._active = len(self._tasks) - len(self._unreleased)
         tasks_in_group = Counter(self._group_of)
+        tasks_in_group.subtract(self._group_of[n] for n in self._unreleased)
         self._unfinished_in_group = {group: tasks_in_group[group] for group in self._groups}
         self._group = self._groups[0] if self._groups else DEFAULT_GROUP
         self._claimed: dict[str, int] = {}
@@ -249,6 +303,8 @@ class Planner:
         alternatives).
         """
         tag_number = _Numbering()
+        #: Tags that some task requires as ``any:TAG``.
+        self._any_tags: set[int] = set()
         #: Per task: the tags it provides.
         self._provided: list[tuple[int, ...]] = []
         # Per mention of a tag in requires or after, in task order: the tag,
@@ -271,15 +327,25 @@ class Planner:
             requires, after = task.requires, task.after
             for requirement in requires:
                 if len(requirement) == 1:
-                    named_tag.append(number_of(requirement[0]))
+                    tag = requirement[0]
                     named_task.append(number)
-                    named_how.append(_ALONE)
+                    if tag.startswith(ANY_PREFIX):  # inline split_any(): the common case costs one check
+                        tag = tag[len(ANY_PREFIX) :]
+                        named_how.append(_ALONE_ANY)
+                        self._any_tags.add(number_of(tag))
+                    else:
+                        named_how.append(_ALONE)
+                    named_tag.append(number_of(tag))
                     continue
                 how = len(chances)
                 chances.append(len(requirement))
-                named_tag.extend(map(number_of, requirement))
+                for alternative in requirement:
+                    tag, any_provider = split_any(alternative)
+                    named_tag.append(number_of(tag))
+                    named_how.append(_ANY_BASE - how if any_provider else how)
+                    if any_provider:
+                        self._any_tags.add(number_of(tag))
                 named_task.extend([number] * len(requirement))
-                named_how.extend([how] * len(requirement))
             if after:
                 named_tag.extend(map(number_of, after))
                 named_task.extend([number] * len(after))
@@ -482,7 +548,21 @@ class Planner:
     def begin(self, group: str) -> None:
         """From now on, :meth:`take` hands out tasks of *group* only."""
         self._group = group
+        self._group_index = self._groups.index(group) if group in self._groups else self._group_index
         self._holders.clear()
+
+    def next_group(self) -> str | None:
+        """:meth:`begin` the next group in order that has tasks left; None when none has.
+
+        Tasks added during the run may bring groups of their own: they run
+        in configuration order among the groups not begun yet.
+        """
+        while self._group_index + 1 < len(self._groups):
+            group = self._groups[self._group_index + 1]
+            self.begin(group)
+            if self.group_is_active():
+                return group
+        return None
 
     def group_size(self, group: str) -> int:
         """Tasks of *group* not finished or blocked yet."""
@@ -587,6 +667,9 @@ class Planner:
         self._lane_ready.clear()
         self._lock_queues.clear()
         self._holders.clear()
+        for number in sorted(self._unreleased):
+            self._drop(number)
+        self._pending.clear()
         left = [n for n, state in enumerate(self._state) if state in (State.WAITING, State.READY)]
         for number in left:
             self._end(number, State.BLOCKED, "not run", reason)
@@ -602,6 +685,228 @@ class Planner:
 
     def state(self, task_id: str) -> State:
         return self._state[self._number[task_id]]
+
+    def running_count(self) -> int:
+        """Tasks taken and not done or given back."""
+        return len(self._running)
+
+    # -- tasks added during the run ------------------------------------------
+
+    def add(self, tasks: Sequence[Task]) -> None:
+        """Schedule *tasks*, made while the run goes on, by the same rules.
+
+        A tag they require that is provided already is met at once, one that
+        can no longer be is blocked at once; a tag that no task provides yet
+        waits for a task added later, until :meth:`stop_waiting`. They may
+        join the providers of a tag that some provider has yet to end.
+        Raises PlanError, and adds none of them, for a duplicate id, a group
+        that ran already, a tag whose providers have all ended, a cycle.
+        """
+        self._check_added(tasks)
+        for task in tasks:
+            self._add(_without_shared_claims(task) if task.claims and task.uses else task)
+        self._settle()
+
+    def _check_added(self, tasks: Sequence[Task]) -> None:
+        ids = [task.id for task in tasks]
+        taken = sorted({i for i in ids if i in self._number} | set(_duplicates(ids)))
+        if taken:
+            raise PlanError("a task with this id exists already: " + ", ".join(taken))
+        ran = self._groups[: self._group_index]
+        for task in tasks:
+            if task.group in ran:
+                raise PlanError(f"{task.id}: its group {task.group!r} has run already")
+            if task.standby_for is not None:
+                raise PlanError(f"{task.id}: a task added during the run cannot stand by")
+            for name in task.provides:
+                tag = self._tag_number.get(name)
+                if tag is not None and not self._unfinished_providers[tag] and tag not in self._pending:
+                    raise PlanError(
+                        f"{task.id} provides {name!r}, whose providers have all ended: the tests "
+                        "waiting for it went on already; provide it from a test that has not ended, or use a new tag"
+                    )
+        cycle = self._cycle_through(tasks)
+        if cycle:
+            raise PlanError("dependency cycle, no test in it can ever start:\n" + "\n".join(f"  {c}" for c in cycle))
+
+    def _cycle_through(self, tasks: Sequence[Task]) -> list[str]:
+        """A cycle that adding *tasks* would make, as the ids in it (empty: none).
+
+        The tasks of the plan have none, so a cycle goes through an added
+        task: from what it provides, follow the tasks still waiting for
+        those tags (new ones included) and what they provide, back to it.
+        """
+        waiting_new: dict[str, list[int]] = {}
+        for position, task in enumerate(tasks):
+            for _, name in _named_tags(task):
+                waiting_new.setdefault(name, []).append(position)
+        if not waiting_new:
+            return []
+
+        def provides(node: tuple[bool, int]) -> Iterable[str]:
+            is_new, number = node
+            return tasks[number].provides if is_new else (self._tag_names[t] for t in self._provided[number])
+
+        def waiters(name: str) -> Iterable[tuple[bool, int]]:
+            tag = self._tag_number.get(name)
+            if tag is not None:
+                for number, _ in self._mentions(tag):
+                    if self._state[number] is State.WAITING:
+                        yield False, number
+            for position in waiting_new.get(name, ()):
+                yield True, position
+
+        for start, task in enumerate(tasks):
+            if not task.provides or not _named_tags(task):
+                continue  # a task that provides nothing, or waits for nothing, closes no cycle
+            path: dict[tuple[bool, int], tuple[bool, int] | None] = {(True, start): None}
+            todo = [(True, start)]
+            while todo:
+                node = todo.pop()
+                for name in provides(node):
+                    for waiter in waiters(name):
+                        if waiter == (True, start):
+                            chain = [node]
+                            while path[chain[-1]] is not None:
+                                chain.append(path[chain[-1]])  # type: ignore[arg-type]
+                            return [tasks[n].id if new else self._ids[n] for new, n in reversed(chain)] + [task.id]
+                        if waiter not in path:
+                            path[waiter] = node
+                            todo.append(waiter)
+        return []
+
+    def _add(self, task: Task) -> None:
+        number = len(self._tasks)
+        self._tasks.append(task)
+        self._ids.append(task.id)
+        self._number[task.id] = number
+        self._priority.append(task.priority)
+        self._group_of.append(task.group)
+        self._has_locks.append(task.locks)
+        if task.locks:
+            self._lock_key_of[number] = _lock_key(task)
+        unit = None if task.unit is None else (task.group, task.unit)
+        self._unit_of.append(unit)
+        if unit is not None:
+            self._unit_left[unit] += 1
+        self._added += 1
+        place = ((task.priority + _PRIORITY_OFFSET) << _PRIORITY_SHIFT) | (_ADDED_RANK + self._added)
+        self._place.append(place)
+        self._by_place[place] = number
+        self._add_group(task.group)
+        self._home.append(self._ready[task.group] if unit is None and not task.locks else None)
+        self._state.append(State.WAITING)
+        self._outcome.append("")
+        self._mention_count.append(0)
+        provided = tuple(map(self._tag, task.provides))
+        self._provided.append(provided)
+        for tag in provided:
+            self._provider_count[tag] += 1
+            self._unfinished_providers[tag] += 1
+            self._pending.discard(tag)
+        self._count_in(number)
+        self._open.append(0)
+        waits = self._wait_for(number, task)
+        if waits is None:
+            self._block(number)
+        elif waits:
+            self._open[number] = waits
+        else:
+            self._make_ready(number)
+
+    def _tag(self, name: str) -> int:
+        """The number of tag *name*, a new one if it is new."""
+        tag = self._tag_number.get(name)
+        if tag is None:
+            tag = self._tag_number[name]
+            self._tag_names.append(name)
+            self._provider_count.append(0)
+            self._unfinished_providers.append(0)
+            self._failed_provider.append(None)
+            self._passed_once.append(False)
+            self._waiter_start.append(self._waiter_start[-1])
+        return tag
+
+    def _add_group(self, group: str) -> None:
+        """A group an added task brings: after the current one, in configuration order."""
+        if group in self._ready:
+            return
+        self._ready[group] = []
+        self._unfinished_in_group.setdefault(group, 0)
+        position = self._group_position.get(group, len(self._group_position))
+        at = self._group_index + 1
+        while at < len(self._groups) and self._group_position.get(self._groups[at], len(self._group_position)) <= position:
+            at += 1
+        self._groups.insert(at, group)
+
+    def _wait_for(self, number: int, task: Task) -> int | None:
+        """What added task *number* waits for: how many mentions, registered
+        as it goes; None if a requirement can never be met."""
+        waits = 0
+        for requirement in task.requires:
+            states = [self._mention_state(*split_any(alternative)) for alternative in requirement]
+            if "met" in states:
+                continue
+            if all(state == "never" for state in states):
+                return None
+            how = _ALONE
+            if len(requirement) > 1:
+                how = len(self._chances)
+                self._chances.append(states.count("waiting"))
+            for alternative, state in zip(requirement, states):
+                if state == "waiting":
+                    name, any_provider = split_any(alternative)
+                    mention = how
+                    if any_provider:
+                        mention = _ALONE_ANY if how == _ALONE else _ANY_BASE - how
+                    self._wait_on(self._tag(name), number, mention)
+            waits += 1
+        for name in task.after:
+            tag = self._tag(name)
+            if self._unfinished_providers[tag] or (not self._provider_count[tag] and name not in self._absent):
+                self._wait_on(tag, number, _AFTER)
+                waits += 1
+        return waits
+
+    def _mention_state(self, name: str, any_provider: bool) -> str:
+        """Whether a requirement on tag *name* is "met", can "never" be, or is "waiting"."""
+        tag = self._tag(name)
+        if not self._provider_count[tag]:
+            # A tag that no task provides yet: one may come, unless the plan
+            # said why none will (its providers were not selected).
+            return "never" if name in self._absent else "waiting"
+        if any_provider:
+            if self._passed_once[tag]:
+                return "met"
+            return "waiting" if self._unfinished_providers[tag] else "never"
+        if self._failed_provider[tag] is not None:
+            return "never"
+        return "waiting" if self._unfinished_providers[tag] else "met"
+
+    def _wait_on(self, tag: int, number: int, how: int) -> None:
+        if not self._provider_count[tag]:
+            self._pending.add(tag)
+        if how <= _ALONE_ANY:
+            self._any_tags.add(tag)
+        self._late_waiters.setdefault(tag, []).append((number, how))
+
+    def stop_waiting(self) -> None:
+        """Nothing of the current group runs and no task will be added for now:
+        what waits for a tag that no task provides yet, or for tasks that
+        cannot run before it, never starts (it is blocked, saying why)."""
+        for tag in sorted(self._pending):
+            self._absent.setdefault(self._tag_names[tag], "no test provided it (none was added during the run)")
+        pending, self._pending = sorted(self._pending), set()
+        for tag in pending:
+            self._tag_failed(tag)
+            self._tag_finished(tag, provided=False)
+        self._settle()
+        if not self.group_is_active():
+            return
+        for number, state in enumerate(self._state):
+            if state is State.WAITING and self._group_of[number] == self._group and number not in self._unreleased:
+                self._end(number, State.BLOCKED, "blocked", "blocked: it waits for tests that cannot run before it")
+        self._settle()
 
     # -- internals: states ------------------------------------------------
 
@@ -643,6 +948,9 @@ class Planner:
         self._ended.append(number)
 
     def _block(self, number: int) -> None:
+        if number in self._unreleased:
+            self._drop(number)  # it was only standing by: nobody waits for it
+            return
         self._end(number, State.BLOCKED, "blocked", self._blocking_reason(number))
 
     def _settle(self) -> None:
@@ -653,6 +961,7 @@ class Planner:
         changes (ready or blocked) comes after that end, level by level.
         """
         unfinished_providers, failed_provider = self._unfinished_providers, self._failed_provider
+        passed_once, standby_of = self._passed_once, self._standby_of
         while self._ended:
             number = self._ended.popleft()
             provided = self._provided[number]
@@ -661,28 +970,95 @@ class Planner:
             passed = self._outcome[number] in PASSING_OUTCOMES
             # Count the ending of every tag first, so that a blocked task's
             # reason sees all of them.
+            first_passes: list[int] = []
             failed: list[int] = []
             finished: list[int] = []
             for tag in provided:
                 unfinished_providers[tag] -= 1
-                if not passed and failed_provider[tag] is None:
+                if passed:
+                    if not passed_once[tag]:
+                        passed_once[tag] = True
+                        first_passes.append(tag)
+                elif failed_provider[tag] is None:
                     failed_provider[tag] = number
                     failed.append(tag)
                 if unfinished_providers[tag] == 0:
                     finished.append(tag)
+            for tag in first_passes:
+                if tag in self._any_tags or tag in standby_of:
+                    self._tag_passed(tag)
             for tag in failed:
                 self._tag_failed(tag)
             for tag in finished:
                 self._tag_finished(tag, failed_provider[tag] is None)
+            if standby_of and not passed:
+                for tag in provided:
+                    self._release_standby(tag)
+
+    def _mentions(self, tag: int) -> Iterable[tuple[int, int]]:
+        """(task, how) for each mention of *tag*, those of added tasks last."""
+        start, end = self._waiter_start[tag], self._waiter_start[tag + 1]
+        mentions: Iterable[tuple[int, int]] = zip(self._waiter_task[start:end], self._waiter_how[start:end])
+        late = self._late_waiters.get(tag)
+        return mentions if late is None else [*mentions, *late]
+
+    def _tag_passed(self, tag: int) -> None:
+        """A provider of *tag* passed, the first: ``any:`` requirements on it are met."""
+        open_, chances = self._open, self._chances
+        for number, how in self._mentions(tag):
+            if how > _ALONE_ANY or not open_[number]:
+                continue  # needs every provider, or the task waits no more
+            if how != _ALONE_ANY:
+                if chances[_ANY_BASE - how] == _MET:
+                    continue  # met by another alternative already
+                chances[_ANY_BASE - how] = _MET
+            open_[number] -= 1
+            if not open_[number]:
+                self._make_ready(number)
+        for number in self._standby_of.pop(tag, ()):
+            self._drop(number)
+
+    def _release_standby(self, tag: int) -> None:
+        """When every provider of *tag* that runs has ended without passing, the best one standing by runs."""
+        standing = self._standby_of.get(tag)
+        if not standing or self._passed_once[tag]:
+            return
+        if self._unfinished_providers[tag] > len(standing):
+            return  # a provider is still on its way
+        number = standing.pop(0)
+        if not standing:
+            del self._standby_of[tag]
+        self._unreleased.discard(number)
+        self._count_in(number)
+        self._open[number] -= 1
+        if not self._open[number]:
+            self._make_ready(number)
+
+    def _count_in(self, number: int) -> None:
+        """Task *number* counts among the tasks the run waits for (a standby released, a task added)."""
+        self._active += 1
+        group = self._group_of[number]
+        self._unfinished_in_group[group] = self._unfinished_in_group.get(group, 0) + 1
+
+    def _drop(self, number: int) -> None:
+        """A task on standby is not needed: it ends unreported."""
+        if number not in self._unreleased:
+            return
+        self._unreleased.discard(number)
+        for tag, standing in list(self._standby_of.items()):
+            if number in standing:
+                standing.remove(number)
+                if not standing:
+                    del self._standby_of[tag]
+        self._count_in(number)
+        self._end(number, State.FINISHED, "not needed", "")
 
     def _tag_failed(self, tag: int) -> None:
         """*tag* can no longer be provided: requirements that name it lose a chance."""
-        open_, chances, waiter_task, waiter_how = self._open, self._chances, self._waiter_task, self._waiter_how
-        for mention in range(self._waiter_start[tag], self._waiter_start[tag + 1]):
-            how = waiter_how[mention]
-            number = waiter_task[mention]
-            if how == _AFTER or not open_[number]:
-                continue  # not a requirement, or the task waits no more
+        open_, chances = self._open, self._chances
+        for number, how in self._mentions(tag):
+            if how == _AFTER or how <= _ALONE_ANY or not open_[number]:
+                continue  # not a requirement, one that another provider may meet, or the task waits no more
             if how != _ALONE:
                 if chances[how] == _MET:
                     continue  # met by another alternative already
@@ -693,12 +1069,21 @@ class Planner:
 
     def _tag_finished(self, tag: int, provided: bool) -> None:
         """Every provider of *tag* ended: ``after`` is met, and ``requires`` if *provided*."""
-        open_, chances, waiter_task, waiter_how = self._open, self._chances, self._waiter_task, self._waiter_how
-        for mention in range(self._waiter_start[tag], self._waiter_start[tag + 1]):
-            number = waiter_task[mention]
+        open_, chances = self._open, self._chances
+        for number, how in self._mentions(tag):
             if not open_[number]:
                 continue  # the task waits no more
-            how = waiter_how[mention]
+            if how <= _ALONE_ANY:
+                if self._passed_once[tag]:
+                    continue  # met when the first provider passed
+                if how != _ALONE_ANY:
+                    if chances[_ANY_BASE - how] == _MET:
+                        continue
+                    chances[_ANY_BASE - how] -= 1
+                    if chances[_ANY_BASE - how]:
+                        continue
+                self._block(number)
+                continue
             if how != _AFTER:
                 if not provided:
                     continue
@@ -715,7 +1100,7 @@ class Planner:
         for requirement in self._tasks[number].requires:
             reason = self._reasons.get(requirement)
             if reason is None and self._never_met(requirement):
-                reasons = [self._why_unavailable(self._tag_number[tag]) for tag in requirement]
+                reasons = [self._why_unavailable(*split_any(tag)) for tag in requirement]
                 reason = f"blocked: requires {_describe(requirement)}, " + "; ".join(reasons)
                 self._reasons[requirement] = reason
             if reason is not None:
@@ -724,14 +1109,30 @@ class Planner:
 
     def _never_met(self, requirement: Requirement) -> bool:
         """Whether no tag of *requirement* can be provided any more."""
-        return all(
-            not self._provider_count[tag] or self._failed_provider[tag] is not None
-            for tag in map(self._tag_number.__getitem__, requirement)
-        )
+        for name, any_provider in map(split_any, requirement):
+            tag = self._tag_number[name]
+            if tag in self._pending:
+                return False
+            if not self._provider_count[tag]:
+                continue
+            if any_provider:
+                if self._passed_once[tag] or self._unfinished_providers[tag]:
+                    return False
+            elif self._failed_provider[tag] is None:
+                return False
+        return True
 
-    def _why_unavailable(self, tag: int) -> str:
+    def _why_unavailable(self, name: str, any_provider: bool = False) -> str:
+        tag = self._tag_number[name]
         if not self._provider_count[tag]:
-            return self._absent[self._tag_names[tag]]
+            return self._absent[name]
+        if any_provider:
+            providers = self._providers_by_tag()[tag]
+            return "provided by " + ", ".join(
+                f"{self._ids[n]} which {_OUTCOME_WORDS.get(self._outcome[n], 'ended as ' + self._outcome[n])}"
+                for n in providers
+                if self._outcome[n] != "not needed"
+            )
         provider = self._failed_provider[tag]
         assert provider is not None, self._tag_names[tag]
         outcome = self._outcome[provider]
@@ -849,7 +1250,7 @@ def _duplicates(ids: Iterable[str]) -> list[str]:
 
 def _named_tags(task: Task) -> list[tuple[str, str]]:
     """(``"requires"`` or ``"after"``, tag) for every tag *task* waits for, in order."""
-    named = [("requires", tag) for requirement in task.requires for tag in requirement]
+    named = [("requires", split_any(tag)[0]) for requirement in task.requires for tag in requirement]
     return named + [("after", tag) for tag in task.after]
 
 

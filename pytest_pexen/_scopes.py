@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from ._metadata import SCOPE_MARK, Meta, Requirement
+from ._metadata import ANY_PREFIX, SCOPE_MARK, Meta, Requirement, split_any
 from ._planner import Task
 
 
@@ -64,7 +64,13 @@ class TagScopes:
         def scoped(tags: Sequence[str]) -> tuple[str, ...]:
             return tuple(dict.fromkeys(names.get(tag, tag) for tag in tags))
 
-        requires: tuple[Requirement, ...] = tuple(dict.fromkeys(scoped(r) for r in meta.requires))
+        def required(tag: str) -> str:
+            name, any_provider = split_any(tag)
+            return ANY_PREFIX + names.get(name, name) if any_provider else names.get(tag, tag)
+
+        requires: tuple[Requirement, ...] = tuple(
+            dict.fromkeys(tuple(dict.fromkeys(map(required, r))) for r in meta.requires)
+        )
         return dataclasses.replace(
             meta, requires=requires, provides=scoped(meta.provides), after=scoped(meta.after)
         )
@@ -74,7 +80,7 @@ class TagScopes:
         other tags of the same name are provided, in other scopes."""
         provided = {tag for task in tasks for tag in task.provides}
         provided.update(absent)
-        named = {tag for task in tasks for requirement in task.requires for tag in requirement}
+        named = {split_any(tag)[0] for task in tasks for requirement in task.requires for tag in requirement}
         named.update(tag for task in tasks for tag in task.after)
         by_name: dict[str, list[str]] = {}
         for tag in sorted(provided):

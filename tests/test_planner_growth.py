@@ -1,0 +1,228 @@
+"""The planner alone: ``any:`` requirements, providers on standby, and tasks
+added while the run goes on (no pytest session, no processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_pexen import PlanError
+from pytest_pexen._planner import Planner, State, Task
+
+
+def finish(planner: Planner, outcomes: dict[str, str]) -> list[str]:
+    """Take and end every ready task, one at a time, until none is ready; returns the start order."""
+    order = []
+    while True:
+        taken = planner.take(1)
+        if not taken:
+            return order
+        order.extend(taken)
+        planner.done(taken[0], outcomes.get(taken[0], "passed"))
+
+
+# -- any: one provider is enough ------------------------------------------------
+
+
+def test_any_provider_is_met_by_the_first_that_passes():
+    planner = Planner(
+        [Task("apache", provides=("httpd",)), Task("nginx", provides=("httpd",)), Task("use", requires=(("any:httpd",),))]
+    )
+    assert planner.take(2) == ["apache", "nginx"]
+    planner.done("nginx", "passed")
+    assert planner.take(2) == ["use"]
+
+
+def test_any_provider_waits_while_the_others_may_still_pass():
+    planner = Planner(
+        [Task("apache", provides=("httpd",)), Task("nginx", provides=("httpd",)), Task("use", requires=(("any:httpd",),))]
+    )
+    planner.take(2)
+    planner.done("apache", "failed")
+    assert planner.take(2) == []
+    assert planner.pop_blocked() == []
+    planner.done("nginx", "passed")
+    assert planner.take(2) == ["use"]
+
+
+def test_any_provider_blocks_once_every_provider_failed_naming_each():
+    planner = Planner(
+        [Task("apache", provides=("httpd",)), Task("nginx", provides=("httpd",)), Task("use", requires=(("any:httpd",),))]
+    )
+    assert finish(planner, {"apache": "failed", "nginx": "skipped"}) == ["apache", "nginx"]
+    assert planner.pop_blocked() == [
+        ("use", "blocked: requires any provider of 'httpd', provided by apache which failed, nginx which was skipped")
+    ]
+
+
+def test_plain_requirement_on_the_same_tag_still_needs_every_provider():
+    planner = Planner(
+        [
+            Task("apache", provides=("httpd",)),
+            Task("nginx", provides=("httpd",)),
+            Task("any", requires=(("any:httpd",),)),
+            Task("all", requires=(("httpd",),)),
+        ]
+    )
+    assert finish(planner, {"nginx": "failed"}) == ["apache", "nginx", "any"]
+    assert planner.pop_blocked() == [("all", "blocked: requires 'httpd', provided by nginx which failed")]
+
+
+def test_any_provider_among_alternatives():
+    planner = Planner(
+        [
+            Task("apache", provides=("httpd",)),
+            Task("nginx", provides=("httpd",)),
+            Task("mail", provides=("mta",)),
+            Task("use", requires=(("any:httpd", "mta"),)),
+        ]
+    )
+    planner.take(3)
+    planner.done("mail", "failed")
+    planner.done("apache", "failed")
+    assert planner.take(1) == []
+    planner.done("nginx", "passed")
+    assert planner.take(1) == ["use"]
+
+
+# -- standby --------------------------------------------------------------------
+
+
+def standby_plan() -> Planner:
+    return Planner(
+        [
+            Task("apache", provides=("httpd",)),
+            Task("nginx", provides=("httpd",), standby_for="httpd"),
+            Task("use", requires=(("any:httpd",),)),
+        ]
+    )
+
+
+def test_a_provider_on_standby_is_dropped_unreported_when_the_chosen_one_passes():
+    planner = standby_plan()
+    assert finish(planner, {}) == ["apache", "use"]
+    assert not planner.is_active()
+    assert planner.pop_blocked() == []
+    assert planner.state("nginx") is State.FINISHED
+
+
+def test_a_provider_on_standby_runs_when_the_chosen_one_fails():
+    planner = standby_plan()
+    assert finish(planner, {"apache": "failed"}) == ["apache", "nginx", "use"]
+    assert planner.pop_blocked() == []
+
+
+def test_when_every_provider_fails_the_dependent_is_blocked_naming_both():
+    planner = standby_plan()
+    assert finish(planner, {"apache": "failed", "nginx": "failed"}) == ["apache", "nginx"]
+    assert planner.pop_blocked() == [
+        ("use", "blocked: requires any provider of 'httpd', provided by apache which failed, nginx which failed")
+    ]
+
+
+def test_abandon_drops_standby_providers_without_reporting_them():
+    planner = standby_plan()
+    planner.abandon("not run: stopped")
+    assert planner.pop_blocked() == [("apache", "not run: stopped"), ("use", "not run: stopped")]
+    assert not planner.is_active()
+
+
+# -- tasks added during the run -------------------------------------------------
+
+
+def test_an_added_task_requiring_a_provided_tag_is_ready_at_once():
+    planner = Planner([Task("make", provides=("x",))])
+    finish(planner, {})
+    planner.add([Task("late", requires=(("x",),))])
+    assert planner.is_active()
+    assert planner.take(1) == ["late"]
+
+
+def test_an_added_task_requiring_a_failed_tag_is_blocked_at_once():
+    planner = Planner([Task("make", provides=("x",))])
+    finish(planner, {"make": "failed"})
+    planner.add([Task("late", requires=(("x",),))])
+    assert planner.pop_blocked() == [("late", "blocked: requires 'x', provided by make which failed")]
+    assert not planner.is_active()
+
+
+def test_an_added_task_may_wait_for_a_tag_that_a_later_task_provides():
+    planner = Planner([Task("first")])
+    finish(planner, {})
+    planner.add([Task("waits", requires=(("later",),))])
+    assert planner.take(1) == []
+    planner.add([Task("provider", provides=("later",))])
+    assert finish(planner, {}) == ["provider", "waits"]
+
+
+def test_a_tag_nobody_adds_blocks_once_the_planner_stops_waiting():
+    planner = Planner([Task("first")])
+    finish(planner, {})
+    planner.add([Task("waits", requires=(("never",),)), Task("orders", after=("never",))])
+    assert planner.take(2) == []
+    planner.stop_waiting()
+    assert planner.pop_blocked() == [
+        ("waits", "blocked: requires 'never', no test provided it (none was added during the run)")
+    ]
+    assert planner.take(1) == ["orders"]
+
+
+def test_an_added_provider_joins_a_tag_whose_provider_runs():
+    planner = Planner([Task("discover", provides=("checked",)), Task("summary", after=("checked",))])
+    assert planner.take(1) == ["discover"]
+    planner.add([Task("check_sda", provides=("checked",)), Task("check_sdb", provides=("checked",))])
+    planner.done("discover", "passed")
+    assert finish(planner, {}) == ["check_sda", "check_sdb", "summary"]
+
+
+def test_providing_a_tag_whose_providers_all_ended_is_an_error():
+    planner = Planner([Task("make", provides=("x",)), Task("use", requires=(("x",),))])
+    finish(planner, {})
+    with pytest.raises(PlanError, match="late provides 'x', whose providers have all ended"):
+        planner.add([Task("late", provides=("x",))])
+
+
+def test_adding_to_a_group_that_ran_is_an_error_naming_it():
+    planner = Planner([Task("a", group="one"), Task("b", group="two")], group_order=("one", "two"))
+    assert planner.next_group() == "one"
+    finish(planner, {})
+    assert planner.next_group() == "two"
+    with pytest.raises(PlanError, match="late: its group 'one' has run already"):
+        planner.add([Task("late", group="one")])
+
+
+def test_an_added_task_of_a_new_group_runs_after_the_current_one():
+    planner = Planner([Task("a", group="one")], group_order=("one", "two"))
+    assert planner.next_group() == "one"
+    planner.add([Task("late", group="two")])
+    assert finish(planner, {}) == ["a"]
+    assert planner.next_group() == "two"
+    assert finish(planner, {}) == ["late"]
+    assert planner.next_group() is None
+
+
+def test_an_added_cycle_is_an_error_and_nothing_is_added():
+    planner = Planner([Task("start")])
+    with pytest.raises(PlanError, match="dependency cycle"):
+        planner.add([Task("p", requires=(("b",),), provides=("a",)), Task("q", requires=(("a",),), provides=("b",))])
+    finish(planner, {})
+    assert not planner.is_active()
+
+
+def test_an_added_cycle_through_a_waiting_task_is_an_error():
+    planner = Planner([Task("runs", provides=("x",)), Task("waits", requires=(("x",),), provides=("y",))])
+    assert planner.take(1) == ["runs"]
+    with pytest.raises(PlanError, match="dependency cycle"):
+        planner.add([Task("late", requires=(("y",),), provides=("x",))])
+
+
+def test_an_added_task_with_an_id_in_the_plan_is_an_error():
+    planner = Planner([Task("a")])
+    with pytest.raises(PlanError, match="exists already: a"):
+        planner.add([Task("a")])
+
+
+def test_added_tasks_go_by_priority_then_after_the_planned_ones():
+    planner = Planner([Task("blocker", claims=("r",)), Task("x", priority=0), Task("y", priority=5)])
+    assert planner.take(1) == ["blocker"]
+    planner.add([Task("late0"), Task("late_urgent", priority=-1), Task("late5", priority=5)])
+    assert finish(planner, {}) == ["late_urgent", "x", "late0", "y", "late5"]
