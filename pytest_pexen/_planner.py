@@ -660,8 +660,8 @@ class Planner:
         number = self._running.pop(task_id, None)
         return self._number[task_id] if number is None else number
 
-    def abandon(self, reason: str) -> None:
-        """The run stops early: block every task not started, in any group, with *reason*."""
+    def abandon(self, reason: str) -> int:
+        """The run stops early: block every task not started, in any group, with *reason*; returns how many."""
         for heap in self._ready.values():
             heap.clear()
         self._lane_ready.clear()
@@ -674,6 +674,7 @@ class Planner:
         for number in left:
             self._end(number, State.BLOCKED, "not run", reason)
         self._settle()
+        return len(left)
 
     def pop_blocked(self) -> list[tuple[str, str]]:
         """Tasks blocked since the last call, with the reason, in collection order."""
@@ -685,6 +686,10 @@ class Planner:
 
     def state(self, task_id: str) -> State:
         return self._state[self._number[task_id]]
+
+    def task(self, task_id: str) -> Task:
+        """The task *task_id*, as the planner knows it."""
+        return self._tasks[self._number[task_id]]
 
     def running_count(self) -> int:
         """Tasks taken and not done or given back."""
@@ -891,13 +896,17 @@ class Planner:
         self._late_waiters.setdefault(tag, []).append((number, how))
 
     def stop_waiting(self) -> None:
-        """Nothing of the current group runs and no task will be added for now:
-        what waits for a tag that no task provides yet, or for tasks that
-        cannot run before it, never starts (it is blocked, saying why)."""
-        for tag in sorted(self._pending):
-            self._absent.setdefault(self._tag_names[tag], "no test provided it (none was added during the run)")
-        pending, self._pending = sorted(self._pending), set()
+        """Nothing of the current group runs, so no task will be added for it:
+        what waits for a tag that no task provides yet (and that a task of the
+        current group names), or for tasks that cannot run before it, never
+        starts (it is blocked, saying why)."""
+        group_of, group = self._group_of, self._group
+        pending = sorted(
+            tag for tag in self._pending if any(group_of[number] == group for number, _ in self._late_waiters[tag])
+        )
+        self._pending.difference_update(pending)
         for tag in pending:
+            self._absent.setdefault(self._tag_names[tag], "no test provided it (none was added during the run)")
             self._tag_failed(tag)
             self._tag_finished(tag, provided=False)
         self._settle()
@@ -979,8 +988,8 @@ class Planner:
                     if not passed_once[tag]:
                         passed_once[tag] = True
                         first_passes.append(tag)
-                elif failed_provider[tag] is None:
-                    failed_provider[tag] = number
+                elif failed_provider[tag] is None and self._outcome[number] != "not needed":
+                    failed_provider[tag] = number  # (one on standby, dropped, failed nothing)
                     failed.append(tag)
                 if unfinished_providers[tag] == 0:
                     finished.append(tag)
@@ -1208,7 +1217,10 @@ def pull_in(selected: Sequence[Task], available: Iterable[Task]) -> list[Task]:
 
     For a tuple of alternatives nothing is pulled in if one alternative is
     provided within the selection; otherwise the first alternative that some
-    available task provides is pulled in.
+    available task provides is pulled in. For ``any:TAG``, one provider is
+    pulled in: the best by priority, then the order of *available*; the
+    others of its group that need nothing more to be pulled in stand by
+    (they come back with ``standby_for`` set, after the pulled ones).
     """
     chosen = {task.id for task in selected}
     offered: dict[str, list[Task]] = {}
@@ -1218,22 +1230,44 @@ def pull_in(selected: Sequence[Task], available: Iterable[Task]) -> list[Task]:
                 offered.setdefault(tag, []).append(task)
     have = {tag for task in selected for tag in task.provides}
     pulled: list[Task] = []
+    standby: dict[str, Task] = {}
+
+    def pull(provider: Task) -> None:
+        standby.pop(provider.id, None)
+        if provider.id not in chosen:
+            chosen.add(provider.id)
+            pulled.append(provider)
+            have.update(provider.provides)
+            todo.append(provider)
+
     todo = list(selected)
     while todo:
         task = todo.pop()
         for requirement in task.requires:
-            if any(tag in have for tag in requirement):
+            if any(split_any(tag)[0] in have for tag in requirement):
                 continue
             for tag in requirement:
-                if tag in offered:
-                    for provider in offered.pop(tag):
-                        if provider.id not in chosen:
-                            chosen.add(provider.id)
-                            pulled.append(provider)
-                            have.update(provider.provides)
-                            todo.append(provider)
+                name, any_provider = split_any(tag)
+                if name not in offered:
+                    continue
+                providers = offered.pop(name)
+                if not any_provider:
+                    for provider in providers:
+                        pull(provider)
                     break
-    return pulled
+                best = min(providers, key=lambda t: t.priority)  # the first of the best priority
+                pull(best)
+                for provider in providers:
+                    if provider is not best and provider.id not in chosen and provider.group == best.group:
+                        if _needs_nothing_more(provider, have):
+                            standby.setdefault(provider.id, dataclasses.replace(provider, standby_for=name))
+                break
+    return pulled + [task for task in standby.values() if task.id not in chosen]
+
+
+def _needs_nothing_more(task: Task, have: set[str]) -> bool:
+    """Whether each requirement of *task* is met by a tag in *have*."""
+    return all(any(split_any(tag)[0] in have for tag in requirement) for requirement in task.requires)
 
 
 def _without_shared_claims(task: Task) -> Task:

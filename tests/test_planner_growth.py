@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_pexen import PlanError
-from pytest_pexen._planner import Planner, State, Task
+from pytest_pexen._planner import Planner, State, Task, pull_in
 
 
 def finish(planner: Planner, outcomes: dict[str, str]) -> list[str]:
@@ -226,3 +226,38 @@ def test_added_tasks_go_by_priority_then_after_the_planned_ones():
     assert planner.take(1) == ["blocker"]
     planner.add([Task("late0"), Task("late_urgent", priority=-1), Task("late5", priority=5)])
     assert finish(planner, {}) == ["late_urgent", "x", "late0", "y", "late5"]
+
+
+# -- pull-in of one provider -----------------------------------------------------
+
+
+def test_pull_in_of_any_takes_the_best_provider_and_keeps_the_others_on_standby():
+    use = Task("use", requires=(("any:httpd",),))
+    nginx = Task("nginx", provides=("httpd",))
+    apache = Task("apache", provides=("httpd",), priority=-1)
+    pulled = pull_in([use], [nginx, apache])
+    assert pulled == [apache, Task("nginx", provides=("httpd",), standby_for="httpd")]
+
+
+def test_pull_in_of_any_takes_collection_order_among_equal_priorities():
+    use = Task("use", requires=(("any:httpd",),))
+    pulled = pull_in([use], [Task("nginx", provides=("httpd",)), Task("apache", provides=("httpd",))])
+    assert [(t.id, t.standby_for) for t in pulled] == [("nginx", None), ("apache", "httpd")]
+
+
+def test_a_provider_that_needs_more_does_not_stand_by():
+    use = Task("use", requires=(("any:httpd",),))
+    nginx = Task("nginx", provides=("httpd",), requires=(("nginx-package",),))
+    pulled = pull_in([use], [Task("apache", provides=("httpd",)), nginx, Task("pkg", provides=("nginx-package",))])
+    assert [t.id for t in pulled] == ["apache"]
+
+
+def test_a_plain_requirement_is_met_by_the_selected_providers_while_another_stands_by():
+    any_user = Task("any", requires=(("any:httpd",),))
+    all_user = Task("all", requires=(("httpd",),))
+    apache, nginx = Task("apache", provides=("httpd",)), Task("nginx", provides=("httpd",))
+    pulled = pull_in([all_user, any_user], [apache, nginx])
+    assert [(t.id, t.standby_for) for t in pulled] == [("apache", None), ("nginx", "httpd")]
+    planner = Planner([*pulled, all_user, any_user])
+    assert finish(planner, {}) == ["apache", "all", "any"]
+    assert planner.pop_blocked() == []
