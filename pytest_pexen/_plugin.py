@@ -11,7 +11,7 @@ that script tests (ini ``pexen_scripts``) and tasks that conftests generate
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import pytest
 
@@ -249,3 +249,30 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config) -> None:
     """A bad script header or generated task stops the run, once all were found."""
     _sources.raise_problems(config)
+
+
+@pytest.fixture
+def pexen_data(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """A dict this test fills with small picklable values for the tests that
+    require what it provides: they read them from ``pexen_inputs``.
+
+    Checked when the test ends: values that cannot be pickled, or more than
+    64 KiB of them, are an error of this test (in its teardown).
+    """
+    from . import _data
+
+    data: dict[str, Any] = {}
+    yield data
+    _data.keep(request.node, data)
+
+
+@pytest.fixture
+def pexen_inputs(request: pytest.FixtureRequest) -> Mapping[str, Any]:
+    """Per tag this test requires: the dict its provider wrote into ``pexen_data`` (read-only).
+
+    A tag nothing wrote for is absent. Filled by ``--pexen`` runs; empty in
+    a plain ``pytest`` run.
+    """
+    from . import _data
+
+    return _data.inputs_of(request.node)

@@ -1,7 +1,8 @@
 """Worker pools: where tasks run, and nothing about what they mean.
 
 Every pool kind is driven through the small :class:`Pool` interface:
-:meth:`~Pool.assign` task indices to a worker, :meth:`~Pool.wait` for
+:meth:`~Pool.assign` task indices to a worker (with the inputs of those
+that have any: what their providers handed on, pickled), :meth:`~Pool.wait` for
 events, :meth:`~Pool.shutdown` when no more work is coming,
 :meth:`~Pool.close` to end everything now (it returns what was left: results
 not read yet, and the tasks the ended workers had). Pools know nothing of tags or
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Mapping, Protocol, Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Pool(Protocol):
     """What the run loop needs of a pool; every pool kind provides this."""
 
     def assigned(self) -> dict[str, Sequence[int]]: ...
-    def assign(self, worker: str, indices: list[int]) -> None: ...
+    def assign(self, worker: str, indices: list[int], inputs: Mapping[int, bytes] | None = None) -> None: ...
     def revoke(self, worker: str) -> list[int]: ...
     def wait(self, timeout: float | None) -> list[Event]: ...
     def stacks(self, worker: str) -> str: ...

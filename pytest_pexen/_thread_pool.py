@@ -19,13 +19,14 @@ import sys
 import threading
 import traceback
 from collections import deque
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ._pool import Dropped, Event, Finished, Gone, Lost
 from ._processes import end_commands_of
 from ._watchdog import KILL_GRACE
 
-TaskRunner = Callable[[int], Any]
+#: Runs the task at an index, given its inputs (see :mod:`._data`); returns its payload.
+TaskRunner = Callable[[int, "bytes | None"], Any]
 
 
 class _Thread:
@@ -41,12 +42,14 @@ class _Thread:
 
 
 class ThreadPool:
-    """*size* threads calling *run(index)*; its return value is the payload."""
+    """*size* threads calling *run(index, inputs)*; its return value is the payload."""
 
     kind = "thread"
 
     def __init__(self, size: int, run: TaskRunner) -> None:
         self._run = run
+        #: Inputs of assigned tasks, by index, until they start.
+        self._inputs: dict[int, bytes] = {}
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._threads: dict[str, _Thread] = {}
         self._started = 0
@@ -79,7 +82,7 @@ class ThreadPool:
                     return
                 index = worker.queue[0]
             try:
-                payload = self._run(index)
+                payload = self._run(index, self._inputs.pop(index, None))
             except BaseException:
                 # A fault in the task's harness, not in its body: the task
                 # is lost (a crash), the thread is replaced, the run goes on.
@@ -122,8 +125,10 @@ class ThreadPool:
         """Each worker's tasks, the running one (if any) first (read-only)."""
         return {name: w.queue for name, w in self._threads.items()}
 
-    def assign(self, worker: str, indices: list[int]) -> None:
+    def assign(self, worker: str, indices: list[int], inputs: Mapping[int, bytes] | None = None) -> None:
         thread = self._threads[worker]
+        if inputs:
+            self._inputs.update(inputs)
         with thread.wakeup:
             thread.queue.extend(indices)
             thread.wakeup.notify()

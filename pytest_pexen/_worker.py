@@ -32,7 +32,7 @@ from _pytest import nodes
 from _pytest.junitxml import xml_key
 from _pytest.runner import CallInfo
 
-from . import _api, _worker_state
+from . import _api, _data, _worker_state
 from ._channel import Channel
 from ._errors import Timeout
 from ._plugin import XUNIT_PLUGIN
@@ -346,6 +346,8 @@ def run_worker(session: pytest.Session, setup: WorkerSetup, channel: Channel) ->
     #: (queue position, item index): positions count every test assigned.
     queue: deque[tuple[int, int]] = deque()
     assigned = 0
+    #: Inputs of queued items that have any, by index (see :mod:`._data`).
+    inputs: dict[int, bytes] = {}
     stopping = False
     #: The last item run, and the next item it was run with: what its
     #: teardown left standing is what that item needs.
@@ -361,6 +363,8 @@ def run_worker(session: pytest.Session, setup: WorkerSetup, channel: Channel) ->
                 if message[0] == "run":
                     queue.extend(enumerate(message[1], assigned))
                     assigned += len(message[1])
+                    if message[2]:
+                        inputs.update(message[2])
                 else:
                     stopping = True
                     if message[1]:
@@ -373,6 +377,7 @@ def run_worker(session: pytest.Session, setup: WorkerSetup, channel: Channel) ->
         if _worker_state.progress is not None and not _worker_state.progress.start(position):
             continue  # the controller took it back for another worker
         item = items[index]
+        _data.receive(item, inputs.pop(index, None))
         if last is not None and last[1] is not item:
             _finish_teardown(session, items[last[0]], last[0], item, relay, channel)
         _worker_state.index = index
@@ -489,8 +494,10 @@ def _run_item(
         if not failed or attempt == retry.retries or "exit" in payload or "interrupt" in payload:
             break
         earlier.append(payload)
+        _data.take(item)  # what a failed attempt wrote is not handed on
     if earlier:
         payload["attempts"] = earlier
+    _hand_on_data(item, payload)
     return payload
 
 
@@ -594,7 +601,7 @@ def _finish_teardown(
 
 
 def run_in_thread(
-    items: Sequence[pytest.Item], retries: Mapping[int, Retry], index: int
+    items: Sequence[pytest.Item], retries: Mapping[int, Retry], index: int, inputs: bytes | None
 ) -> dict[str, Any]:
     """Run a thread-safe item's body in a thread of the controller.
 
@@ -603,6 +610,7 @@ def run_in_thread(
     A failing body runs again while retries are left, as in a worker.
     """
     item = items[index]
+    _data.receive(item, inputs)
     retry = retries.get(index, NO_RETRY)
     earlier: list[dict[str, Any]] = []
     for attempt in range(retry.retries + 1):
@@ -629,4 +637,12 @@ def run_in_thread(
         earlier.append(payload)
     if earlier:
         payload["attempts"] = earlier
+    _hand_on_data(item, payload)
     return payload
+
+
+def _hand_on_data(item: pytest.Item, payload: dict[str, Any]) -> None:
+    """What *item* wrote for its dependents goes with its result (and leaves the item)."""
+    data = _data.take(item)
+    if data is not None:
+        payload["data"] = data

@@ -17,7 +17,7 @@ def wait_for_events(pool: ThreadPool, count: int) -> list[object]:
 
 
 def test_a_thread_whose_task_harness_fails_is_reported_lost_and_replaced():
-    def run(index: int) -> dict[str, int]:
+    def run(index: int, inputs: bytes | None) -> dict[str, int]:
         if index == 1:
             raise RuntimeError("harness fault")
         return {"index": index}

@@ -32,7 +32,7 @@ import pytest
 from _pytest._code.code import filter_traceback
 from _pytest.outcomes import Skipped
 
-from .. import _api
+from .. import _api, _data
 from .._errors import Timeout
 from .._pool import exit_description
 from .._processes import COMMAND_VARIABLE, Command as Running, command_finished, command_started, end_commands
@@ -170,7 +170,10 @@ class CommandItem(pytest.Item):
         """
         # A run again (a retry) reports its own output only.
         self._report_sections = [section for section in self._report_sections if section[0] != "call"]
-        command = Command(args, cwd, self.environment(self.scratch_dir()))
+        scratch = self.scratch_dir()
+        environment = self.environment(scratch)
+        environment.update(_data.command_files(self, scratch))
+        command = Command(args, cwd, environment)
         try:
             code = command.run()
         except OSError as error:
@@ -181,6 +184,7 @@ class CommandItem(pytest.Item):
                 if text:
                     self.add_report_section("call", name, text)
         self._judge(code, what, _last_line(command.stderr) or _last_line(command.stdout))
+        _data.collect_command_data(self, environment)
 
     def _judge(self, code: int, what: str, said: str) -> None:
         if code == 0:
@@ -231,7 +235,7 @@ class CommandItem(pytest.Item):
         return kept.filter(excinfo) if kept else excinfo.traceback
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, (CommandFailed, CommandError, Timeout)):
+        if isinstance(excinfo.value, (CommandFailed, CommandError, Timeout, _data.DataError)):
             # The message says it all; our runner's traceback would only distract.
             return super().repr_failure(excinfo, style="value")
         return super().repr_failure(excinfo, style)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from .. import _api
+from .. import _api, _data
 from .._errors import MetadataError
 from .._metadata import check_fields
 from . import problem
@@ -58,29 +58,37 @@ class TaskFile(pytest.File):
 
     def _item(self, task: Any, names: set[str]) -> GeneratedTask | None:
         """The test of one generated *task*, or None after saying what is wrong with it."""
-        where = f"{self.nodeid}: pytest_pexen_generate"
-        if not isinstance(task, Task):
-            problem(self.config, f"{where} yielded {task!r} ({type(task).__name__}); yield {_EXAMPLE}")
-            return None
-        name = task.name
-        if not isinstance(name, str) or not name.strip() or "::" in name or "\n" in name:
-            problem(self.config, f"{where}: task name {name!r} must be a non-empty string without '::' or newlines")
-            return None
-        where = f"{self.nodeid}: task {name!r}"
-        if name in names:
-            problem(self.config, f"{where} is generated twice; names must be unique in a conftest")
-            return None
-        names.add(name)
         try:
-            takes_context = _body_check(task.body)
-            fields = check_fields(task.metadata, where)
+            return task_item(self, task, names, f"{self.nodeid}: pytest_pexen_generate")
         except MetadataError as error:
-            problem(self.config, f"{where}: {error}" if not str(error).startswith(where) else str(error))
+            problem(self.config, str(error))
             return None
-        item = GeneratedTask.from_parent(self, name=name, task=task, takes_context=takes_context)
-        if fields:
-            item.add_marker(pytest.mark.pexen(**task.metadata))
-        return item
+
+
+def task_item(parent: pytest.Collector, task: Any, names: set[str], where: str, added: bool = False) -> GeneratedTask:
+    """The test of *task* under *parent*, its name added to *names* (taken
+    there already: an error); MetadataError saying what is wrong, after
+    *where*. *added*: a hook returned it during the run (not a generator)."""
+    if not isinstance(task, Task):
+        gave, give = ("returned", "return") if added else ("yielded", "yield")
+        raise MetadataError(f"{where} {gave} {task!r} ({type(task).__name__}); {give} {_EXAMPLE}")
+    name = task.name
+    if not isinstance(name, str) or not name.strip() or "::" in name or "\n" in name:
+        raise MetadataError(f"{where}: task name {name!r} must be a non-empty string without '::' or newlines")
+    where = f"{parent.nodeid}: task {name!r}"
+    if name in names:
+        unique = "for the test that added it" if added else "in a conftest"
+        raise MetadataError(f"{where} is {'added' if added else 'generated'} twice; names must be unique {unique}")
+    try:
+        takes_context = _body_check(task.body)
+        fields = check_fields(task.metadata, where)
+    except MetadataError as error:
+        raise MetadataError(f"{where}: {error}" if not str(error).startswith(where) else str(error)) from None
+    names.add(name)
+    item = GeneratedTask.from_parent(parent, name=name, task=task, takes_context=takes_context)
+    if fields:
+        item.add_marker(pytest.mark.pexen(**task.metadata))
+    return item
 
 
 def _body_check(body: Any) -> bool:
@@ -136,7 +144,11 @@ class GeneratedTask(CommandItem):
             shown = args if isinstance(args, str) else shlex.join(args)
             self.run_command(args, self.path.parent, f"command {shown!r}")
         elif self._takes_context:
-            body(TaskContext(self.nodeid, self.scratch_dir(), _api.reboot_count_of(self.nodeid)))
+            context = TaskContext(
+                self.nodeid, self.scratch_dir(), _api.reboot_count_of(self.nodeid), inputs=_data.inputs_of(self)
+            )
+            body(context)
+            _data.keep(self, context.data)
         else:
             body()
 

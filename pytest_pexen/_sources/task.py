@@ -24,6 +24,10 @@ class TaskContext:
     tmp_path: Path
     #: How many times the task asked for a reboot before in this run (0 the first time).
     reboot_count: int
+    #: What it hands to the tests that require what it provides (as the ``pexen_data`` fixture).
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Per tag it requires: what the provider wrote (as the ``pexen_inputs`` fixture).
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
