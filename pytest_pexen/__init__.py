@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._api import reboot, reboot_count, subresult, warn
 from ._errors import MetadataError, PexenError, PlanError, Timeout
+from ._metadata import any_of
 from ._sources.task import TaskContext, task
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __all__ = [
     "TaskContext",
     "Timeout",
     "__version__",
+    "any_of",
     "reboot",
     "reboot_count",
     "subresult",

@@ -30,6 +30,27 @@ def pytest_pexen_generate(config: pytest.Config, path: Path) -> Iterable[Any] | 
     """
 
 
+def pytest_pexen_task_finished(
+    task: pytest.Item, report: pytest.TestReport | None, outcome: str, data: Mapping[str, Any]
+) -> Any:
+    """In the controller of a ``--pexen`` run, when a test has ended: return
+    tests to add to the run, or None.
+
+    Called for every outcome: *outcome* is pexen's word for it ("passed",
+    "failed", "error", "skipped", "xfailed", "warned", "blocked", "crashed",
+    "timeout", ...); *task* is the test's item, *report* the report that
+    decided its outcome (a failed one, else the call's, else the last), *data*
+    what the test wrote into ``pexen_data``. Only the conftests on the test's
+    path answer (and plugins).
+
+    Return a :func:`pytest_pexen.task`, or a list of them: each becomes a test
+    named ``<task's node id>::<name>``, scheduled by the same rules as
+    collected tests (it may require tags provided already, or that tests
+    added later provide). A task list that cannot be added is an error of
+    *task*; the run goes on.
+    """
+
+
 def pytest_pexen_worker_start(config: pytest.Config, workerinput: dict[str, Any]) -> None:
     """In a fresh ``--pexen`` worker process, before its first test.
 

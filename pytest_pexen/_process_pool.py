@@ -7,7 +7,8 @@ runner leads nothing, so a test may call ``os.setsid()``; orphans of earlier
 tests are the shim's, so a test's ``os.wait()`` sees only its own children;
 and a test that signals its parent reaches the shim, never the controller.
 
-Messages, controller to worker: ``("run", [index, ...])``, ``("stop", drop)``.
+Messages, controller to worker: ``("run", [index, ...], {index: inputs} or None)``,
+``("stop", drop)``.
 Worker to controller: ``("pid", runner_pid, None)`` first, then
 ``("done", index, payload)``, ``("late", index, payload)``,
 ``("dropped", None, [index, ...])``. A process that a test forked and that
@@ -71,6 +72,10 @@ class _Worker:
         self.files: dict[str, BinaryIO] = {}
         #: The worker's workeroutput, once it sent it.
         self.output: dict[str, Any] | None = None
+        #: How many tasks there were when it was forked: it knows only those.
+        self.known = 0
+        #: It finishes its queue and exits; new work goes to its successor.
+        self.successor: str | None = None
 
 
 class ProcessPool:
@@ -89,16 +94,20 @@ class ProcessPool:
         target: WorkerTarget,
         scratch_parent: str | None = None,
         worker_signals: Mapping[int, Any] | None = None,
+        task_count: Callable[[], int] | None = None,
     ) -> None:
         """*scratch_parent*: where the pool keeps its small files (default: the system's
         temp dir). *worker_signals*: signal handlers the workers run with, in place
-        of those the controller set up for itself."""
+        of those the controller set up for itself. *task_count*: how many tasks
+        there are now (tasks may be added during the run; a worker forked before
+        one was added cannot run it, see :meth:`assign`)."""
         if not hasattr(os, "fork"):
             raise PexenError(
                 "the process pool needs os.fork(), which this platform lacks; "
                 "pytest-pexen runs on Linux and other POSIX systems"
             )
         self._target = target
+        self._task_count = task_count
         self._worker_signals = dict(worker_signals or {})
         self._workers: dict[str, _Worker] = {}
         self._selector = selectors.DefaultSelector()
@@ -116,7 +125,7 @@ class ProcessPool:
         for _ in range(size):
             self._spawn()
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> _Worker:
         name = f"gw{next(_numbers)}"
         self._spawned += 1
         ours, theirs = Channel.pair()
@@ -154,20 +163,36 @@ class ProcessPool:
                 self._has_pidfd = False
         self._guardian.watch(pid, token)
         worker = _Worker(name, pid, ours, pidfd, token, progress)
+        worker.known = self._task_count() if self._task_count is not None else sys.maxsize
         self._workers[name] = worker
         self._selector.register(ours, selectors.EVENT_READ, (worker, "channel"))
         if pidfd is not None:
             self._selector.register(pidfd, selectors.EVENT_READ, (worker, "exit"))
+        return worker
 
     def assigned(self) -> dict[str, Sequence[int]]:
         """Each worker's tasks, the running one (if any) first (read-only)."""
         return {name: w.queue for name, w in self._workers.items()}
 
-    def assign(self, worker: str, indices: list[int]) -> None:
+    def assign(self, worker: str, indices: list[int], inputs: Mapping[int, bytes] | None = None) -> None:
+        """Queue *indices* on *worker*, or on its successor: a worker forked
+        before a task was added cannot run it, so a fresh one takes over from
+        it, and it finishes what it has queued, then exits."""
         handle = self._workers[worker]
+        while handle.successor is not None:
+            handle = self._workers[handle.successor]
+        if indices and max(indices) >= handle.known:
+            handle = self._take_over(handle)
         handle.queue.extend(indices)
         handle.assigned += len(indices)
-        self._send(handle, ("run", indices))
+        self._send(handle, ("run", indices, inputs or None))
+
+    def _take_over(self, old: _Worker) -> _Worker:
+        """A fresh worker in place of *old*, which finishes its queue and exits."""
+        self._send(old, ("stop", False))
+        new = self._spawn()
+        old.successor = new.name
+        return new
 
     def revoke(self, worker: str) -> list[int]:
         """Take back the tasks queued behind the one *worker* runs; they never start there."""
@@ -279,7 +304,7 @@ class ProcessPool:
         lost = self._lost(worker, worker.ended)
         self._forget(worker)
         self._guardian.forget(worker.pid)
-        if self._stopping and not worker.queue and worker.exitcode == 0:
+        if (self._stopping or worker.successor is not None) and not worker.queue and worker.exitcode == 0:
             events.append(WorkerOutput(worker.name, worker.output, None))
             events.append(Gone(worker.name))
             return events
@@ -288,8 +313,11 @@ class ProcessPool:
             # What the dead worker started may still run: end it.
             end(tree(worker.pid, worker.token), KILL_GRACE)
         events.append(lost)
-        if not self._stopping:
-            self._spawn()
+        if not self._stopping and worker.successor is None:
+            replacement = self._spawn()
+            for other in self._workers.values():
+                if other.successor == worker.name:
+                    other.successor = replacement.name
         return events
 
     @staticmethod

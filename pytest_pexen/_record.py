@@ -98,6 +98,12 @@ class Recorder:
         for index in indices:
             self._store.started(self.run_id, items[index].nodeid, worker, now)
 
+    def added(self, items: Sequence[pytest.Item], indices: Sequence[int]) -> None:
+        """Tests added to the run while it goes on (pending, after the others)."""
+        for index in indices:
+            self._store.added(self.run_id, items[index].nodeid)
+        self._hold()
+
     def snapshot(self, payload: dict[str, Any]) -> bytes | None:
         """*payload* as stored, taken before it is reported (pytest's report
         loader turns the serialized reports in it into objects)."""
@@ -174,6 +180,9 @@ class NoRecorder(Recorder):
         self.run_id = 0
 
     def started(self, items: Sequence[pytest.Item], indices: Sequence[int], worker: str) -> None:
+        pass
+
+    def added(self, items: Sequence[pytest.Item], indices: Sequence[int]) -> None:
         pass
 
     def snapshot(self, payload: dict[str, Any]) -> bytes | None:

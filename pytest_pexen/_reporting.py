@@ -220,6 +220,12 @@ class Reporter:
         item.ihook.pytest_runtest_logreport(report=report)
         return report
 
+    def hook_failed(self, item: pytest.Item, text: str) -> pytest.TestReport:
+        """Adding tests after *item* went wrong (``pytest_pexen_task_finished``): an error of *item*."""
+        report = self._make(item, "teardown", "failed", text)
+        item.ihook.pytest_runtest_logreport(report=report)
+        return report
+
     def problem(self, text: str) -> None:
         """Something went wrong around the tests, not in one: say so, in red."""
         say(self._config, text, red=True)

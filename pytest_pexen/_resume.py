@@ -117,7 +117,9 @@ class SessionState:
             records = store.records(run.run_id)
             added = [nodeid for nodeid in nodeids if nodeid not in records]
             current = set(nodeids)
-            removed = [nodeid for nodeid in records if nodeid not in current]
+            # Tests that tests of the run added (pytest_pexen_task_finished) are
+            # never collected: the hook adds them again as the resume replays.
+            removed = [nodeid for nodeid in records if nodeid not in current and nodeid.rpartition("::")[0] not in records]
             if added:
                 store.add_tests(run.run_id, added)
             store.resume_run(run.run_id)

@@ -20,10 +20,12 @@ from typing import Any, Callable, Mapping, Sequence
 import pytest
 
 from ._errors import PexenError
-from ._planner import Planner, State
+from ._data import Inputs
+from ._planner import PASSING_OUTCOMES, Planner, State
 from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
 from ._record import NoRecorder, Recorder, Saved, break_reason, load_payload
 from ._reporting import Reporter, busy_of, duration_of, outcome_of
+from ._sources.added import Growth
 from ._state import StateError
 from ._terminal import HeldTerminal
 from ._watchdog import UNWIND_SECONDS, Watchdog
@@ -78,11 +80,14 @@ class RunLoop:
         saved: Saved | None = None,
         breakpoints: Mapping[str, str] | None = None,
         crash_on_resume: frozenset[str] = frozenset(),
+        growth: Growth | None = None,
     ) -> None:
         """*recorder* keeps the state file (None: no state); *saved* is what a
         resumed run found there. *breakpoints*: the pattern of --pexen-break
         that each matching node id matched. *crash_on_resume*: node ids whose
-        on_resume is "crash", when there is a state file (they start alone)."""
+        on_resume is "crash", when there is a state file (they start alone).
+        *growth* adds the tests that ``pytest_pexen_task_finished`` returns
+        (to *items* and the planner) when a test ends."""
         self._session = session
         self._items = items
         self._index = {item.nodeid: index for index, item in enumerate(items)}
@@ -132,6 +137,11 @@ class RunLoop:
         self._state_failed = False
         #: Tests the session timeout ended: not their own result, so a resume runs them again.
         self._cut_by_session: set[int] = set()
+        self._growth = growth
+        #: What passing providers wrote for their dependents (``pexen_data``).
+        self._inputs = Inputs()
+        #: The planner was told to stop waiting, and nothing was handed out since.
+        self._stopped_waiting = False
 
     # -- the whole run --------------------------------------------------------
 
@@ -150,16 +160,13 @@ class RunLoop:
         self._terminal = HeldTerminal(self._session.config)
         try:
             self._report_blocked()
-            for group in self._planner.groups():
-                if self._must_stop():
-                    break
-                self._planner.begin(group)
-                if self._planner.group_is_active():
-                    self._run_group(self._make_pool(group))
+            while not self._must_stop() and (group := self._planner.next_group()) is not None:
+                self._run_group(self._make_pool(group))
             why = self._ending or self.stopped_because or self._interrupted_because()
             if why is not None and self.paused_because is None:
-                self._planner.abandon(f"not run: {why}")
-                self._report_blocked()
+                # Tests added for the tests reported not run are not run either.
+                while self._planner.abandon(f"not run: {why}"):
+                    self._report_blocked()
             #: Every test ran: the session marks the run finished once its
             #: reports are written (a kill before then resumes and writes them).
             self.ran_to_the_end = why is None and self.paused_because is None
@@ -231,8 +238,8 @@ class RunLoop:
             # can start. Results alone wait at most RESULTS_WAIT for one.
             if assignments or self._recorder.held_longer_than(RESULTS_WAIT):
                 self._commit()
-            for worker, indices in assignments:
-                pool.assign(worker, indices)
+            for worker, indices, inputs in assignments:
+                pool.assign(worker, indices, inputs)
             if not stopping and not self._planner.group_is_active():
                 stopping = True
                 pool.shutdown(drop_queued=False)
@@ -254,11 +261,18 @@ class RunLoop:
             self._end_rebooting_workers(pool)
 
     def _check_not_stalled(self) -> None:
-        """No worker has work: fine while an event about a running test is on its way."""
-        states = [self._planner.state(item.nodeid) for item in self._items]
-        if State.RUNNING not in states:
-            stuck = [i.nodeid for i, state in zip(self._items, states) if state is State.READY]
-            raise PexenError("scheduler stalled with tests ready but none handed out: " + ", ".join(stuck))
+        """No worker has work: fine while an event about a running test is on its
+        way. Else no test of this group can end, so none will be added: what
+        waits for a tag no test provides yet never starts."""
+        if self._planner.running_count():
+            return
+        if not self._stopped_waiting:
+            self._stopped_waiting = True
+            self._planner.stop_waiting()
+            self._report_blocked()
+            return
+        stuck = [i.nodeid for i in self._items if self._planner.state(i.nodeid) is State.READY]
+        raise PexenError("scheduler stalled with tests ready but none handed out: " + ", ".join(stuck))
 
     def _must_stop(self) -> bool:
         session = self._session
@@ -280,8 +294,8 @@ class RunLoop:
             return 1
         return min(MAX_QUEUED, 1 + int(PREFETCH_SECONDS / max(self._typical, 1e-6)))
 
-    def _dispatch(self, pool: Pool) -> list[tuple[str, list[int]]]:
-        """What to hand to each worker now: (worker, item indices)."""
+    def _dispatch(self, pool: Pool) -> list[tuple[str, list[int], dict[int, bytes]]]:
+        """What to hand to each worker now: (worker, item indices, inputs of those that have any)."""
         depth = self._depth()
         now = time.monotonic()
         assignments = []
@@ -296,8 +310,18 @@ class RunLoop:
             indices = self._take(wanted, worker, len(queue))
             if indices:
                 self._recorder.started(self._items, indices, worker)
-                assignments.append((worker, indices))
+                assignments.append((worker, indices, self._inputs_of(indices)))
+                self._stopped_waiting = False
         return assignments
+
+    def _inputs_of(self, indices: Sequence[int]) -> dict[int, bytes]:
+        """What the providers of these tests wrote for them, where they wrote anything."""
+        inputs = {}
+        for index in indices:
+            found = self._inputs.for_task(self._planner.task(self._items[index].nodeid).requires)
+            if found is not None:
+                inputs[index] = found
+        return inputs
 
     def _take(self, wanted: int, worker: str, queued: int) -> list[int]:
         """Up to *wanted* tests for *worker*, which has *queued* already, to run.
@@ -339,13 +363,12 @@ class RunLoop:
             except Exception as error:
                 self._reporter.problem(f"the saved result of {item.nodeid} cannot be read ({error}); it runs again")
                 return False
-            self._reporter.finished(item, payload)
-            self._planner.done(item.nodeid, outcome)
-            self._report_blocked()
+            reports = self._reporter.finished(item, payload)
+            self._conclude(item, index, outcome, None, reports, payload.get("data"), replay=True)
             return True
         if item.nodeid in saved.in_flight and item.nodeid in self._crash_on_resume:
             reports = self._reporter.died_in_flight(item)
-            self._conclude(item, index, "crashed", self._result_of(item, reports))
+            self._conclude(item, index, "crashed", self._result_of(item, reports), reports)
             return True
         return False
 
@@ -490,7 +513,7 @@ class RunLoop:
         if result is None:
             # A timeout's reports got the watchdog's notes here; a thread's were made here.
             result = self._result_of(item, reports)
-        self._conclude(item, event.index, outcome, result)
+        self._conclude(item, event.index, outcome, result, reports, event.payload.get("data"))
         self._crashes_in_a_row = 0
         if "exit" in event.payload:
             self.exit_request = tuple(event.payload["exit"])
@@ -538,14 +561,14 @@ class RunLoop:
             item = self._items[event.running]
             if running is not None and running.index == event.running and running.expired_because:
                 reports = self._reporter.timed_out(item, running.expired_because, running.stacks)
-                self._conclude(item, event.running, "timeout", self._result_of(item, reports))
+                self._conclude(item, event.running, "timeout", self._result_of(item, reports), reports)
             else:
                 # Started behind a timed-out test just before its worker was ended.
                 self._planner.give_back(item.nodeid)
         elif event.running is not None:
             item = self._items[event.running]
             reports = self._reporter.crashed(item, what, event.output, event.phase)
-            self._conclude(item, event.running, "crashed", self._result_of(item, reports))
+            self._conclude(item, event.running, "crashed", self._result_of(item, reports), reports)
             self._crashes_in_a_row += 1
             if self._crashes_in_a_row >= self._limits.max_crashes:
                 self.stopped_because = (
@@ -557,18 +580,55 @@ class RunLoop:
             report = self._reporter.crashed_after(item, what)
             self._recorder.amend(self._session.config, item, event.last, report)
 
-    def _conclude(self, item: pytest.Item, index: int, outcome: str, result: bytes | None = None) -> None:
+    def _conclude(
+        self,
+        item: pytest.Item,
+        index: int,
+        outcome: str,
+        result: bytes | None = None,
+        reports: Sequence[pytest.TestReport] = (),
+        data: bytes | None = None,
+        replay: bool = False,
+    ) -> None:
         """Tell the planner how *item* ended, and report what that blocks.
 
-        The *result* (the recorder's snapshot of what it was reported from)
-        goes to the state file, unless the test was interrupted or cut off by
-        the session timeout: then it did not finish on its own, and a resume
-        treats it as in flight.
+        First the tests it adds (``pytest_pexen_task_finished``) join the run,
+        so that they may provide what it provides. What it wrote for its
+        dependents (*data*) is kept once it passed. The *result* (the
+        recorder's snapshot of what it was reported from) goes to the state
+        file, unless the test was interrupted or cut off by the session
+        timeout: then it did not finish on its own, and a resume treats it as
+        in flight. *replay*: a resumed run reports it from the state file,
+        where any error the hook made is kept already.
         """
+        errors = self._grow(item, reports, outcome, data)
+        if errors and not replay and outcome in PASSING_OUTCOMES:
+            outcome = "error"
         self._planner.done(item.nodeid, outcome)
+        if outcome in PASSING_OUTCOMES:
+            self._inputs.provided(self._planner.task(item.nodeid).provides, index, data)
+        if replay:
+            self._report_blocked()
+            return
         if outcome != "interrupted" and index not in self._cut_by_session:
             self._recorder.finished(item, index, outcome, result)
+        for error in errors:
+            self._recorder.amend(self._session.config, item, index, error)
         self._report_blocked()
+
+    def _grow(
+        self, item: pytest.Item, reports: Sequence[pytest.TestReport], outcome: str, data: bytes | None
+    ) -> list[pytest.TestReport]:
+        """Add the tests the hook returns now that *item* ended; returns the
+        error reports of what went wrong there (reported as errors of *item*)."""
+        if self._growth is None:
+            return []
+        indices, problems = self._growth.after(item, reports, outcome, data)
+        for index in indices:
+            self._index[self._items[index].nodeid] = index
+        if indices:
+            self._recorder.added(self._items, indices)
+        return [self._reporter.hook_failed(item, problem) for problem in problems]
 
     def _commit(self) -> None:
         """Make what the recorder holds durable (see :meth:`_state_write`)."""
@@ -617,5 +677,10 @@ class RunLoop:
             self._typical += 0.1 * (busy - self._typical)
 
     def _report_blocked(self) -> None:
-        for task_id, reason in self._planner.pop_blocked():
-            self._reporter.blocked(self._items[self._index[task_id]], reason)
+        """Report what the planner blocked, and add what the hook returns for
+        those tests (which may block more, reported in turn)."""
+        while blocked := self._planner.pop_blocked():
+            for task_id, reason in blocked:
+                item = self._items[self._index[task_id]]
+                reports = self._reporter.blocked(item, reason)
+                self._grow(item, reports, "blocked", None)

@@ -33,6 +33,7 @@ from ._thread_pool import ThreadPool
 from ._resume import PAUSED, SessionState
 from ._scopes import TagScopes
 from ._state import StateError
+from ._sources import added
 from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
 
 DURATIONS_KEY = "pexen/durations"
@@ -50,9 +51,17 @@ class PexenSession:
         self._testrunuid = uuid.uuid4().hex
         self._deselected: list[pytest.Item] = []
         self._pulled: list[pytest.Item] = []
+        #: Providers that stand by for an any: tag (see pull_in), by the tag;
+        #: they join the run's items when it starts, after the selection.
+        self._standby: dict[str, list[pytest.Item]] = {}
+        #: Per any: tag with providers standing by: the pulled-in providers chosen first.
+        self._chosen: dict[str, list[str]] = {}
+        self._defaults: _ConftestDefaults | None = None
         self._planner: Planner | None = None
         self._groups: dict[str, GroupSpec] = {}
-        self._timeouts: dict[str, float] = {}
+        #: Time limits by index of the run's items (a test added during the run gets its own).
+        self._timeouts: dict[int, float] = {}
+        self._growth_limit = 0
         self._retries: dict[int, Retry] = {}
         self._durations: dict[str, float] = {}
         #: Node ids whose on_resume is "crash".
@@ -87,22 +96,30 @@ class PexenSession:
         chosen = {id(item) for item in items}
         deselected = [item for item in self._deselected if id(item) not in chosen]
         self._groups = self._configured_groups()
-        defaults = _ConftestDefaults(self._config)
+        self._defaults = defaults = _ConftestDefaults(self._config)
         metas = {item.nodeid: defaults.meta(item) for item in [*items, *deselected]}
         self._crash_on_resume = frozenset(item.nodeid for item in items if metas[item.nodeid].on_resume == "crash")
         selected = [self._task(item, metas[item.nodeid]) for item in items]
         others = {item.nodeid: (item, self._task(item, metas[item.nodeid])) for item in deselected}
 
         absent: dict[str, str] = {}
+        standby: list[Task] = []
         if not self._config.getoption("pexen_no_pull"):
-            pulled_ids = {t.id for t in pull_in(selected, (task for _, task in others.values()))}
+            pulled_tasks = pull_in(selected, (task for _, task in others.values()))
+            standby = [task for task in pulled_tasks if task.standby_for is not None]
+            pulled_ids = {t.id for t in pulled_tasks if t.standby_for is None}
             self._pulled = [item for item in deselected if item.nodeid in pulled_ids]
             if self._pulled:
                 self._undeselect(self._pulled)
                 selected = [others[i.nodeid][1] for i in self._pulled] + selected
                 items[:0] = self._pulled
-        provided = {tag for task in selected for tag in task.provides}
-        pulled = {item.nodeid for item in self._pulled}
+            for task in standby:
+                self._standby.setdefault(task.standby_for or "", []).append(others[task.id][0])
+            self._chosen = {
+                tag: [t.id for t in pulled_tasks if t.standby_for is None and tag in t.provides] for tag in self._standby
+            }
+        provided = {tag for task in [*selected, *standby] for tag in task.provides}
+        pulled = {item.nodeid for item in self._pulled} | {task.id for task in standby}
         for item, task in others.values():
             if item.nodeid in pulled:
                 continue
@@ -111,23 +128,39 @@ class PexenSession:
                     absent.setdefault(tag, f"provided by {task.id} which was not selected")
         try:
             self._planner = Planner(
-                selected, absent=absent, durations=self._durations, group_order=list(self._groups)
+                [*selected, *standby], absent=absent, durations=self._durations, group_order=list(self._groups)
             )
         except PlanError as error:
             hints = defaults.scopes.hints(selected, absent)
             raise PlanError("\n".join([str(error), *hints])) from None
         self._breakpoints = _breakpoints(self._options.breakpoints, selected)
         self._header = _summary.header(self._groups, self._planner.groups(), selected)
-        default_timeout = self._options.timeout
         self._timeouts = {}
         self._retries = {}
-        for index, item in enumerate(items):
-            meta = metas[item.nodeid]
-            timeout = meta.timeout or default_timeout
-            if timeout is not None:
-                self._timeouts[item.nodeid] = timeout
-            if meta.retries:
-                self._retries[index] = Retry(meta.retries, meta.retry_delay)
+        for index, item in enumerate([*items, *self._standing_by()]):
+            self._limits_of(index, item, metas[item.nodeid])
+        self._growth_limit = added.limit_of(self._config)
+
+    def _standing_by(self) -> list[pytest.Item]:
+        return [item for standing in self._standby.values() for item in standing]
+
+    def _limits_of(self, index: int, item: pytest.Item, meta: Meta) -> None:
+        """Keep the time limit and retries of *item*, at *index* of the run's items."""
+        timeout = meta.timeout or self._options.timeout
+        if timeout is not None:
+            self._timeouts[index] = timeout
+        if meta.retries:
+            self._retries[index] = Retry(meta.retries, meta.retry_delay)
+
+    def _added_task(self, item: pytest.Item) -> Task:
+        """The planner's task for a test that pytest_pexen_task_finished added."""
+        assert self._defaults is not None
+        return self._task(item, self._defaults.meta(item))
+
+    def _register_added(self, index: int, item: pytest.Item) -> None:
+        assert self._defaults is not None
+        self._limits_of(index, item, self._defaults.meta(item))
+        item.session.testscollected += 1
 
     def _configured_groups(self) -> dict[str, GroupSpec]:
         """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
@@ -212,6 +245,13 @@ class PexenSession:
                 f"pexen: pulled in {count} test{'s' if count != 1 else ''} that the "
                 f"selection requires: {names} (--pexen-no-pull turns this off)"
             )
+        for tag, standing in self._standby.items():
+            chosen = ", ".join(self._chosen.get(tag, ())) or "the selected providers"
+            names = ", ".join(item.nodeid for item in standing)
+            lines.append(
+                f"pexen: any provider of {tag!r} will do: {chosen} runs first; standing by: {names} "
+                "(each runs only if every provider before it ends without passing)"
+            )
         if self._state.unfinished_note is not None:
             lines.append(f"pexen: {self._state.unfinished_note}")
         unmatched = [p for p in self._options.breakpoints if p not in self._breakpoints.values()]
@@ -247,6 +287,7 @@ class PexenSession:
             return True
         assert self._planner is not None
         items = session.items
+        items.extend(self._standing_by())
         tmp_path_factory = getattr(session.config, "_tmp_path_factory", None)
         if tmp_path_factory is not None:
             # Made lazily, it would be made (and emptied) by each worker. The
@@ -254,7 +295,7 @@ class PexenSession:
             # even after a run that was killed.
             self._scratch = str(tmp_path_factory.getbasetemp())
         limits = Limits(
-            timeouts={i: self._timeouts[item.nodeid] for i, item in enumerate(items) if item.nodeid in self._timeouts},
+            timeouts=self._timeouts,
             session_timeout=self._options.session_timeout,
             max_crashes=self._options.max_crashes,
         )
@@ -292,6 +333,9 @@ class PexenSession:
             _api.attempts_before = dict(saved.attempts) if saved else {}
         if self._state.resume_note is not None:
             say(self._config, self._state.resume_note)
+        growth = added.Growth(
+            session.config, self._planner, session.items, self._added_task, self._register_added, self._growth_limit
+        )
         return RunLoop(
             session,
             session.items,
@@ -304,6 +348,7 @@ class PexenSession:
             breakpoints=self._breakpoints,
             # Without a state file nothing is resumed, and nothing need start alone.
             crash_on_resume=self._crash_on_resume if self._state.store is not None else frozenset(),
+            growth=growth,
         )
 
     def _pause_if_asked(self, loop: RunLoop) -> None:
@@ -343,7 +388,7 @@ class PexenSession:
         signals = self._loop.signals_before_run if self._loop is not None else {}
         setup = WorkerSetup(self._retries, self._testrunuid, self._reboot_refusal(), self._state.close_after_fork)
         target = functools.partial(run_worker, session, setup)
-        return ProcessPool(size, target, self._scratch, signals)
+        return ProcessPool(size, target, self._scratch, signals, task_count=lambda: len(session.items))
 
     def _save_durations(self, durations: dict[str, float]) -> None:
         cache = getattr(self._config, "cache", None)

@@ -153,6 +153,11 @@ _STARTED = (
     "UPDATE tests SET status = 'running', attempts = attempts + 1, started = ?, worker = ?,"
     " ended = NULL, outcome = NULL, result = NULL WHERE run = ? AND nodeid = ?"
 )
+#: Parameters (run, run, nodeid): a buffered call's last two name its test.
+_ADDED = (
+    "INSERT OR IGNORE INTO tests (run, nodeid, position)"
+    " SELECT ?1, ?3, coalesce(max(position), -1) + 1 FROM tests WHERE run = ?2"
+)
 _FINISHED = "UPDATE tests SET status = 'done', ended = ?, outcome = ?, result = ? WHERE run = ? AND nodeid = ?"
 _REBOOTING = "UPDATE tests SET status = 'reboot', reboots = reboots + 1 WHERE run = ? AND nodeid = ?"
 _UNSTARTED = (
@@ -411,6 +416,10 @@ class StateStore:
     def finished(self, run_id: int, nodeid: str, outcome: str, result: bytes, when: float) -> None:
         """*nodeid* ended at *when* with *outcome*; *result* is kept as it is, for a replay."""
         self._buffer.append((_FINISHED, (when, outcome, result, run_id, nodeid)))
+
+    def added(self, run_id: int, nodeid: str) -> None:
+        """*nodeid* joins run *run_id* (pending, after its other tests); a test in it already stays as it is."""
+        self._buffer.append((_ADDED, (run_id, run_id, nodeid)))
 
     def unstarted(self, run_id: int, nodeid: str) -> None:
         """*nodeid*, recorded as started when it was handed out, came back without starting."""

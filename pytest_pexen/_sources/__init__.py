@@ -27,7 +27,17 @@ DEFAULT_WARN_CODE = 78
 RESERVED_CODES = (0, 77, 99)
 
 
+#: Most tests pytest_pexen_task_finished may add in one run (see :mod:`.added`).
+ADDED_LIMIT_INI = "pexen_max_added_tasks"
+DEFAULT_ADDED_LIMIT = 10_000
+
+
 def add_ini(parser: pytest.Parser) -> None:
+    parser.addini(
+        ADDED_LIMIT_INI,
+        f"most tests that pytest_pexen_task_finished may add in one --pexen run (default {DEFAULT_ADDED_LIMIT})",
+        default=str(DEFAULT_ADDED_LIMIT),
+    )
     parser.addini(
         "pexen_scripts",
         "globs (relative to the ini file's directory) of executable files, or directories of "
