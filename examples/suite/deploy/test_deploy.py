@@ -6,15 +6,18 @@ import pytest_pexen
 
 
 @pytest.mark.pexen(provides=["service"])
-def test_deploy():
+def test_deploy(pexen_data):
     time.sleep(0.2)
+    # Handed to the tests that require "service" (pexen_inputs).
+    pexen_data["url"] = "http://127.0.0.1:8080"
 
 
 @pytest.mark.pexen(requires=["service"], uses=["service-port"], provides=["checked"])
 @pytest.mark.parametrize("endpoint", ["/health", "/metrics", "/version"])
-def test_endpoint(endpoint):
+def test_endpoint(endpoint, pexen_inputs):
     time.sleep(0.1)
-    assert endpoint.startswith("/")
+    url = pexen_inputs["service"]["url"] + endpoint
+    assert url.startswith("http://")
 
 
 @pytest.mark.pexen(requires=["service"], uses=["service-port"])

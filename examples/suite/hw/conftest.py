@@ -28,3 +28,16 @@ def check_disk(name, kind, hours):
     assert kind in ("ssd", "hdd", "nvme"), f"{name}: unknown kind {kind}"
     if hours > HOURS_BUDGET:
         pytest_pexen.warn(f"{name} has been powered on {hours} hours (budget {HOURS_BUDGET})")
+
+
+def pytest_pexen_task_finished(task, outcome, data):
+    """A test per network link that test_discover_links found: added while the run goes on."""
+    if task.name == "test_discover_links" and outcome == "passed":
+        return [
+            pytest_pexen.task(f"link_{nic}", functools.partial(check_link, nic, speed), provides=["links"])
+            for nic, speed in data["links"].items()
+        ]
+
+
+def check_link(nic, speed):
+    assert speed >= 1000, f"{nic} negotiated {speed} Mb/s"
