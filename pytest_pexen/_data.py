@@ -96,6 +96,10 @@ class Inputs:
         #: Per tag: each passing provider's (collection position, data), in the order they passed.
         self._by_tag: dict[str, list[tuple[int, dict[str, Any]]]] = {}
 
+    def __bool__(self) -> bool:
+        """Whether any provider wrote anything."""
+        return bool(self._by_tag)
+
     def provided(self, tags: Iterable[str], position: int, blob: bytes | None) -> None:
         """The test at *position* that provides *tags* passed, with *blob* as its data."""
         if not blob:
@@ -106,8 +110,6 @@ class Inputs:
 
     def for_task(self, requires: Iterable[Requirement]) -> bytes | None:
         """The inputs of a task with these requirements, pickled (None: it has none)."""
-        if not self._by_tag:
-            return None
         inputs: dict[str, dict[str, Any]] = {}
         for requirement in requires:
             for tag in requirement:

@@ -124,7 +124,8 @@ class RunLoop:
         self.signals_before_run: dict[int, Any] = {}
         self._recorder = recorder or NoRecorder()
         self._saved = saved
-        self._breakpoints = dict(breakpoints or {})
+        #: Kept, not copied: tests added during the run may join it.
+        self._breakpoints = breakpoints if breakpoints is not None else {}
         self._crash_on_resume = crash_on_resume
         #: Why the run stopped on purpose, to be resumed (a breakpoint, a reboot).
         self.paused_because: str | None = None
@@ -316,7 +317,9 @@ class RunLoop:
 
     def _inputs_of(self, indices: Sequence[int]) -> dict[int, bytes]:
         """What the providers of these tests wrote for them, where they wrote anything."""
-        inputs = {}
+        inputs: dict[int, bytes] = {}
+        if not self._inputs:
+            return inputs
         for index in indices:
             found = self._inputs.for_task(self._planner.task(self._items[index].nodeid).requires)
             if found is not None:
@@ -605,7 +608,7 @@ class RunLoop:
         if errors and not replay and outcome in PASSING_OUTCOMES:
             outcome = "error"
         self._planner.done(item.nodeid, outcome)
-        if outcome in PASSING_OUTCOMES:
+        if data is not None and outcome in PASSING_OUTCOMES:
             self._inputs.provided(self._planner.task(item.nodeid).provides, index, data)
         if replay:
             self._report_blocked()

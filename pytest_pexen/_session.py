@@ -155,7 +155,10 @@ class PexenSession:
     def _added_task(self, item: pytest.Item) -> Task:
         """The planner's task for a test that pytest_pexen_task_finished added."""
         assert self._defaults is not None
-        return self._task(item, self._defaults.meta(item))
+        task = self._task(item, self._defaults.meta(item))
+        # A --pexen-break pattern may name it (the run loop reads this dict).
+        self._breakpoints.update(_breakpoints(self._options.breakpoints, [task]))
+        return task
 
     def _register_added(self, index: int, item: pytest.Item) -> None:
         assert self._defaults is not None

@@ -284,3 +284,35 @@ def test_added_tests_run_again_from_the_state_file_on_resume(suite, run, extend_
     assert found["test_disks.py::test_discover::check_sdb"] == "PASSED"
     assert found["test_disks.py::test_summary"] == "PASSED"
     assert "not selected" not in second.stdout.str(), textwrap.indent(second.stdout.str(), "  ")
+
+
+def test_added_tasks_may_go_to_a_thread_group(suite, run, extend_conftest, pytester):
+    suite(
+        test_seed="""
+        def test_seed():
+            pass
+        """
+    )
+    pytester.makeini("[pytest]\npexen_groups =\n    sh: workers=4 pool=thread\n")
+    extend_conftest(
+        """
+        import pytest_pexen
+
+        def pytest_pexen_task_finished(task):
+            if task.name == "test_seed":
+                return [pytest_pexen.task(f"probe_{n}", f"test {n} -lt 3", group="sh") for n in range(4)]
+        """
+    )
+    result = run("--pexen", "-v")
+    result.assert_outcomes(passed=4, failed=1)
+    assert outcomes_of(result)["test_seed.py::test_seed::probe_3"] == "FAILED"
+
+
+def test_a_breakpoint_may_name_an_added_test(suite, run, extend_conftest):
+    suite(test_disks=DISCOVERY)
+    extend_conftest(EXPAND)
+    first = run("--pexen", "--pexen-state=state.db", "--pexen-break=*check_sdb", "--pexen-workers", "1", "-v")
+    assert first.ret == 75, first.stdout.str()
+    first.stdout.fnmatch_lines(["*stopped before test_disks.py::test_discover::check_sdb*"])
+    second = run("--pexen", "--pexen-state=state.db", "--pexen-resume", "-v")
+    second.assert_outcomes(passed=4, failed=1)
