@@ -127,6 +127,60 @@ class Inputs:
         return pickle.dumps(inputs, pickle.HIGHEST_PROTOCOL) if inputs else None
 
 
+class PlainRun:
+    """Without ``--pexen``: tests run one after another in this process, and
+    what a passing provider wrote reaches the tests that run after it.
+
+    Registered as a plugin the first time a test asks for ``pexen_data`` or
+    ``pexen_inputs``, so that a plain run of a suite that uses neither pays
+    nothing.
+    """
+
+    name = "pexen-plain-data"
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._inputs = Inputs()
+        self._order = 0
+        self._defaults: Any = None
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> PlainRun:
+        plugin = config.pluginmanager.get_plugin(cls.name)
+        if plugin is None:
+            plugin = cls(config)
+            config.pluginmanager.register(plugin, cls.name)
+        return plugin  # type: ignore[no-any-return]
+
+    def _meta(self, item: pytest.Item) -> Any:
+        if self._defaults is None:
+            from ._defaults import ConftestDefaults  # imported only when a test hands on data
+
+            self._defaults = ConftestDefaults(self._config)
+        return self._defaults.meta(item)
+
+    def inputs(self, item: pytest.Item) -> Mapping[str, Any]:
+        if not self._inputs:
+            return MappingProxyType({})
+        blob = self._inputs.for_task(self._meta(item).requires)
+        return MappingProxyType(pickle.loads(blob) if blob else {})
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if report.failed or (report.skipped and report.when != "teardown"):
+            item.stash[_NOT_PASSED] = True
+        if report.when == "teardown":
+            blob = take(item)
+            if blob is not None and not item.stash.get(_NOT_PASSED, False):
+                self._order += 1
+                self._inputs.provided(self._meta(item).provides, self._order, blob)
+        return report
+
+
+_NOT_PASSED = pytest.StashKey[bool]()
+
+
 def command_files(item: pytest.Item, directory: Path) -> dict[str, str]:
     """What a command run as *item* finds in its environment: ``PEXEN_DATA``,
     where it may write its data (a file in its fresh *directory*), and, when

@@ -5,7 +5,8 @@ this, the in-test API and the error types. The ``--pexen`` session
 (:mod:`._session`) and the xUnit writer (:mod:`._xunit`) are imported when
 asked for. Without ``--pexen`` nothing changes pytest's behaviour, except
 that script tests (ini ``pexen_scripts``) and tasks that conftests generate
-(:mod:`._sources`) are collected and run, serially, as any test is.
+(:mod:`._sources`) are collected and run, serially, as any test is, and
+that ``pexen_data`` reaches ``pexen_inputs`` of the tests after it.
 """
 
 from __future__ import annotations
@@ -261,6 +262,8 @@ def pexen_data(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """
     from . import _data
 
+    if not request.config.getoption("pexen"):
+        _data.PlainRun.of(request.config)  # hands it on in this process
     data: dict[str, Any] = {}
     yield data
     _data.keep(request.node, data)
@@ -270,9 +273,11 @@ def pexen_data(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
 def pexen_inputs(request: pytest.FixtureRequest) -> Mapping[str, Any]:
     """Per tag this test requires: the dict its provider wrote into ``pexen_data`` (read-only).
 
-    A tag nothing wrote for is absent. Filled by ``--pexen`` runs; empty in
-    a plain ``pytest`` run.
+    A tag nothing wrote for is absent. In a plain ``pytest`` run (no
+    ``--pexen``), what the providers that ran before this test wrote.
     """
     from . import _data
 
+    if not request.config.getoption("pexen"):
+        return _data.PlainRun.of(request.config).inputs(request.node)
     return _data.inputs_of(request.node)

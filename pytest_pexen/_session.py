@@ -10,19 +10,17 @@ from __future__ import annotations
 import fnmatch
 import functools
 import gc
-import os
 import sys
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Generator, Mapping, Sequence
 
 import pytest
 
 from . import _api, _summary
 from ._errors import PexenError, PlanError
+from ._defaults import ConftestDefaults
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
-from ._metadata import LOCAL_TAGS, Meta, check_fields, check_local_tags, merge
+from ._metadata import Meta
 from ._options import Options
 from ._planner import Planner, Task, pull_in
 from ._pool import Pool
@@ -31,7 +29,6 @@ from ._reporting import PEXEN_FAILURES, say
 from ._runloop import Limits, RunLoop
 from ._thread_pool import ThreadPool
 from ._resume import PAUSED, SessionState
-from ._scopes import TagScopes
 from ._state import StateError
 from ._sources import added
 from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
@@ -56,7 +53,7 @@ class PexenSession:
         self._standby: dict[str, list[pytest.Item]] = {}
         #: Per any: tag with providers standing by: the pulled-in providers chosen first.
         self._chosen: dict[str, list[str]] = {}
-        self._defaults: _ConftestDefaults | None = None
+        self._defaults: ConftestDefaults | None = None
         self._planner: Planner | None = None
         self._groups: dict[str, GroupSpec] = {}
         #: Time limits by index of the run's items (a test added during the run gets its own).
@@ -96,7 +93,7 @@ class PexenSession:
         chosen = {id(item) for item in items}
         deselected = [item for item in self._deselected if id(item) not in chosen]
         self._groups = self._configured_groups()
-        self._defaults = defaults = _ConftestDefaults(self._config)
+        self._defaults = defaults = ConftestDefaults(self._config)
         metas = {item.nodeid: defaults.meta(item) for item in [*items, *deselected]}
         self._crash_on_resume = frozenset(item.nodeid for item in items if metas[item.nodeid].on_resume == "crash")
         selected = [self._task(item, metas[item.nodeid]) for item in items]
@@ -427,49 +424,3 @@ def _breakpoints(patterns: Sequence[str], tasks: Sequence[Task]) -> dict[str, st
             if (tag in task.provides) if tag is not None else fnmatch.fnmatchcase(task.id, pattern):
                 matched[task.id] = pattern
     return matched
-
-
-class _ConftestDefaults:
-    """``pexen_defaults`` of every loaded conftest, applied by directory,
-    with the tags they make local (see :mod:`._scopes`)."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self._by_dir: dict[Path, dict[str, Any]] = {}
-        local_tags: dict[Path, tuple[str, ...]] = {}
-        for plugin in config.pluginmanager.get_plugins():
-            if not isinstance(plugin, ModuleType):
-                continue
-            file = getattr(plugin, "__file__", None) or ""
-            if os.path.basename(file) != "conftest.py" or not hasattr(plugin, "pexen_defaults"):
-                continue
-            raw = plugin.pexen_defaults
-            where = f"{file}: pexen_defaults"
-            if not isinstance(raw, Mapping):
-                raise PexenError(f"{where} must be a dict, got {type(raw).__name__}")
-            if LOCAL_TAGS in raw:
-                raw = dict(raw)
-                local_tags[Path(file).parent] = check_local_tags(raw.pop(LOCAL_TAGS), where)
-            self._by_dir[Path(file).parent] = check_fields(raw, where)
-        self.scopes = TagScopes(config.rootpath, local_tags)
-        self._layers: dict[Path, list[dict[str, Any]]] = {}
-
-    def _for_dir(self, directory: Path) -> list[dict[str, Any]]:
-        layers = self._layers.get(directory)
-        if layers is None:
-            parent = directory.parent
-            layers = [] if parent == directory else list(self._for_dir(parent))
-            if directory in self._by_dir:
-                layers.append(self._by_dir[directory])
-            self._layers[directory] = layers
-        return layers
-
-    def meta(self, item: pytest.Item) -> Meta:
-        layers = list(self._for_dir(Path(item.path).parent)) if self._by_dir else []
-        for marker in reversed(list(item.iter_markers("pexen"))):
-            if marker.args:
-                raise PexenError(
-                    f"{item.nodeid}: the pexen marker takes keyword arguments only, "
-                    f"got positional {marker.args!r}"
-                )
-            layers.append(check_fields(marker.kwargs, item.nodeid))
-        return self.scopes.resolve(merge(layers), item.path)

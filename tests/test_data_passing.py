@@ -35,15 +35,27 @@ def test_dependents_read_what_their_provider_wrote_across_workers(suite, run):
     result.assert_outcomes(passed=6)
 
 
-def test_without_pexen_inputs_are_empty(suite, run):
+def test_a_plain_run_hands_on_data_to_the_tests_after_the_provider(suite, run):
+    suite(test_server=PROVIDER_AND_DEPENDENTS)
+    run().assert_outcomes(passed=6)
+
+
+def test_a_plain_run_hands_on_nothing_from_a_failed_provider(suite, run):
     suite(
         test_plain="""
-        def test_inputs(pexen_inputs, pexen_data):
-            assert dict(pexen_inputs) == {}
+        import pytest
+
+        @pytest.mark.pexen(provides=["a"])
+        def test_provider(pexen_data):
             pexen_data["x"] = 1
+            assert 0
+
+        @pytest.mark.pexen(requires=["a"])
+        def test_dependent(pexen_inputs):
+            assert dict(pexen_inputs) == {}
         """
     )
-    run().assert_outcomes(passed=1)
+    run().assert_outcomes(passed=1, failed=1)
 
 
 def test_inputs_are_read_only(suite, run):
