@@ -110,9 +110,10 @@ class Recorder:
         return _dump(payload)
 
     def snapshot_reports(
-        self, config: pytest.Config, item: pytest.Item, reports: Sequence[pytest.TestReport]
+        self, config: pytest.Config, item: pytest.Item, reports: Sequence[pytest.TestReport], data: bytes | None = None
     ) -> bytes | None:
-        """A result the controller made for *item* (a crash, a timeout) or a thread's, as stored.
+        """A result the controller made for *item* (a crash, a timeout) or a thread's, as stored,
+        with what it wrote for its dependents (*data*).
 
         Plain reports are kept as a worker sends them (:func:`._worker.compact`):
         a thread pool's thousands of passing scripts cost a fraction to store.
@@ -122,7 +123,7 @@ class Recorder:
         for report in reports:
             plain = compact(report, item, report.keywords)
             stored.append(plain if plain is not None else hook.pytest_report_to_serializable(config=config, report=report))
-        return _dump({"reports": stored})
+        return _dump({"reports": stored, "data": data} if data is not None else {"reports": stored})
 
     def finished(self, item: pytest.Item, index: int, outcome: str, result: bytes | None) -> None:
         """*item* ended with *outcome*; *result* is its :meth:`snapshot`."""
@@ -189,7 +190,7 @@ class NoRecorder(Recorder):
         return None
 
     def snapshot_reports(
-        self, config: pytest.Config, item: pytest.Item, reports: Sequence[pytest.TestReport]
+        self, config: pytest.Config, item: pytest.Item, reports: Sequence[pytest.TestReport], data: bytes | None = None
     ) -> bytes | None:
         return None
 

@@ -515,7 +515,7 @@ class RunLoop:
         self._learn(item.nodeid, duration_of(reports), busy_of(reports))
         if result is None:
             # A timeout's reports got the watchdog's notes here; a thread's were made here.
-            result = self._result_of(item, reports)
+            result = self._result_of(item, reports, event.payload.get("data"))
         self._conclude(item, event.index, outcome, result, reports, event.payload.get("data"))
         self._crashes_in_a_row = 0
         if "exit" in event.payload:
@@ -647,9 +647,11 @@ class RunLoop:
                 self._state_failed = True
                 self._reporter.problem(f"the state file cannot be written; the run goes on, but a resume may miss results: {error}")
 
-    def _result_of(self, item: pytest.Item, reports: Sequence[pytest.TestReport]) -> bytes | None:
+    def _result_of(
+        self, item: pytest.Item, reports: Sequence[pytest.TestReport], data: bytes | None = None
+    ) -> bytes | None:
         """What the state file keeps of a result the controller made (a crash, a timeout)."""
-        return self._recorder.snapshot_reports(self._session.config, item, reports)
+        return self._recorder.snapshot_reports(self._session.config, item, reports, data)
 
     # -- reboots ------------------------------------------------------------------
 

@@ -208,3 +208,42 @@ def test_the_provider_that_met_an_any_requirement_is_what_its_dependent_reads(su
     )
     run("--pexen").assert_outcomes(passed=2, failed=1)
     assert os.environ.get("PEXEN_DATA") is None
+
+
+def test_a_script_providers_data_survives_a_resume(suite, run, pytester):
+    pytester.makeini("[pytest]\npexen_scripts = checks\npexen_groups =\n    sh: workers=2 pool=thread\n")
+    make_script(
+        pytester.path / "checks" / "make_vm.sh",
+        """
+        #!/bin/sh
+        # pexen: provides=vm group=sh
+        echo '{"address": "10.0.0.7"}' > "$PEXEN_DATA"
+        """,
+    )
+    suite(
+        test_vm="""
+        import pytest
+
+        @pytest.mark.pexen(requires=["vm"])
+        def test_address(pexen_inputs):
+            assert pexen_inputs["vm"] == {"address": "10.0.0.7"}
+        """
+    )
+    first = run("--pexen", "--pexen-state=state.db", "--pexen-break=*test_address")
+    assert first.ret == 75, first.stdout.str()
+    run("--pexen", "--pexen-state=state.db", "--pexen-resume").assert_outcomes(passed=2)
+
+
+def test_a_script_writing_no_json_object_is_an_error_of_the_script(suite, run, pytester):
+    pytester.makeini("[pytest]\npexen_scripts = checks\n")
+    make_script(
+        pytester.path / "checks" / "make_vm.sh",
+        """
+        #!/bin/sh
+        # pexen: provides=vm
+        echo 'address=10.0.0.7' > "$PEXEN_DATA"
+        """,
+    )
+    result = run("--pexen")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*$PEXEN_DATA (*pexen-data.json) must hold a JSON object: Expecting value*"])
