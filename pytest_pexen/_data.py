@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 import pytest
 
 from ._errors import PexenError
-from ._metadata import Requirement, split_any
+from ._metadata import SCOPE_MARK, Requirement, split_any
 
 #: Most bytes a test's data may take, pickled.
 MAX_DATA_BYTES = 64 * 1024
@@ -124,6 +124,9 @@ class Inputs:
                     for _, data in sorted(found, key=lambda entry: entry[0]):
                         merged.update(data)
                     inputs[name] = merged
+        for name in list(inputs):
+            # A local tag is known as build@drivers/net; the test wrote "build".
+            inputs.setdefault(name.partition(SCOPE_MARK)[0], inputs[name])
         return pickle.dumps(inputs, pickle.HIGHEST_PROTOCOL) if inputs else None
 
 

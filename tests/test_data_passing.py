@@ -247,3 +247,25 @@ def test_a_script_writing_no_json_object_is_an_error_of_the_script(suite, run, p
     result = run("--pexen")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*$PEXEN_DATA (*pexen-data.json) must hold a JSON object: Expecting value*"])
+
+
+def test_a_local_tag_is_read_by_the_name_the_test_gave_it(suite, run, pytester):
+    (pytester.path / "sub").mkdir()
+    (pytester.path / "sub" / "conftest.py").write_text('pexen_defaults = {"local_tags": ["build"]}\n')
+    (pytester.path / "sub" / "test_sub.py").write_text(
+        textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.mark.pexen(provides=["build"])
+            def test_build(pexen_data):
+                pexen_data["artifact"] = "out.bin"
+
+            @pytest.mark.pexen(requires=["build"])
+            def test_use(pexen_inputs):
+                assert pexen_inputs["build"] == {"artifact": "out.bin"}
+                assert pexen_inputs["build@sub"] == {"artifact": "out.bin"}
+            """
+        )
+    )
+    run("--pexen").assert_outcomes(passed=2)

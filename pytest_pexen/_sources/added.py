@@ -26,6 +26,7 @@ from . import ADDED_LIMIT_INI
 from .generated import task_item
 from .task import Task
 
+
 def limit_of(config: pytest.Config) -> int:
     """ini pexen_max_added_tasks; a usage error if it is no whole number."""
     text = str(config.getini(ADDED_LIMIT_INI)).strip()
@@ -63,7 +64,6 @@ class Growth:
         register: Callable[[int, pytest.Item], None],
         limit: int,
     ) -> None:
-        self._config = config
         self._planner = planner
         self._items = items
         self._make_task = make_task
@@ -99,9 +99,10 @@ class Growth:
             except (MetadataError, PexenError) as error:
                 problems.append(str(error))
         if self.added + len(made) > self._limit:
+            tests = f"{len(made)} test{'s' if len(made) != 1 else ''}"
             problems.append(
-                f"{where} would add {len(made)} test{'s' if len(made) != 1 else ''}, but {self.added} were added in this run already "
-                f"and ini {ADDED_LIMIT_INI} allows {self._limit}: none of these were added (a loop of tasks adding tasks?)"
+                f"{where} would add {tests}, but {self.added} were added in this run already and ini "
+                f"{ADDED_LIMIT_INI} allows {self._limit}: none of these were added (a loop of tasks adding tasks?)"
             )
             return [], problems
         if not made:
