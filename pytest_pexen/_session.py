@@ -54,6 +54,8 @@ class PexenSession:
         #: Per any: tag with providers standing by: the pulled-in providers chosen first.
         self._chosen: dict[str, list[str]] = {}
         self._defaults: ConftestDefaults | None = None
+        #: Metadata of tests being added, until they join the run's items.
+        self._added_metas: dict[str, Meta] = {}
         self._planner: Planner | None = None
         self._groups: dict[str, GroupSpec] = {}
         #: Time limits by index of the run's items (a test added during the run gets its own).
@@ -152,14 +154,15 @@ class PexenSession:
     def _added_task(self, item: pytest.Item) -> Task:
         """The planner's task for a test that pytest_pexen_task_finished added."""
         assert self._defaults is not None
-        task = self._task(item, self._defaults.meta(item))
+        meta = self._added_metas[item.nodeid] = self._defaults.meta(item)
+        task = self._task(item, meta)
         # A --pexen-break pattern may name it (the run loop reads this dict).
         self._breakpoints.update(_breakpoints(self._options.breakpoints, [task]))
         return task
 
     def _register_added(self, index: int, item: pytest.Item) -> None:
-        assert self._defaults is not None
-        self._limits_of(index, item, self._defaults.meta(item))
+        """A test added during the run is the run's item at *index* from now on."""
+        self._limits_of(index, item, self._added_metas.pop(item.nodeid))
         item.session.testscollected += 1
 
     def _configured_groups(self) -> dict[str, GroupSpec]:
