@@ -910,10 +910,11 @@ class Planner:
             self._tag_failed(tag)
             self._tag_finished(tag, provided=False)
         self._settle()
-        if not self.group_is_active():
-            return
-        for number, state in enumerate(self._state):
-            if state is State.WAITING and self._group_of[number] == self._group and number not in self._unreleased:
+        in_group = [n for n, g in enumerate(self._group_of) if g == self._group and n not in self._unreleased]
+        if any(self._state[n] in (State.READY, State.RUNNING) for n in in_group):
+            return  # those may still provide what the others wait for
+        for number in in_group:
+            if self._state[number] is State.WAITING:
                 self._end(number, State.BLOCKED, "blocked", "blocked: it waits for tests that cannot run before it")
         self._settle()
 

@@ -261,3 +261,79 @@ def test_a_plain_requirement_is_met_by_the_selected_providers_while_another_stan
     planner = Planner([*pulled, all_user, any_user])
     assert finish(planner, {}) == ["apache", "all", "any"]
     assert planner.pop_blocked() == []
+
+
+# -- random runs ------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TAGS = ("a", "b", "c", "d")
+
+
+def requirement(draw: st.DrawFn, tags: list[str]) -> tuple[str, ...]:
+    chosen = draw(st.lists(st.sampled_from(tags), min_size=1, max_size=2, unique=True))
+    return tuple(f"any:{tag}" if draw(st.booleans()) else tag for tag in chosen)
+
+
+@given(st.data())
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_random_runs_with_any_and_added_tasks_keep_the_rules(data):
+    """Plans with any: requirements, driven with random outcomes, with tasks added
+    now and then (requiring tags that exist or come later): a task starts only
+    when each requirement is met (plain: every provider known then passed;
+    any: one did), and the run always ends with every task ended."""
+    draw = data.draw
+    # Acyclic: a task of level L provides the tag of level L, and requires lower ones.
+    levels = [draw(st.integers(0, len(TAGS) - 1)) for _ in range(draw(st.integers(1, 7)))]
+    provides = [(TAGS[level],) if draw(st.booleans()) else () for level in levels]
+    providers: dict[str, list[str]] = {}
+    for index, tags in enumerate(provides):
+        for tag in tags:
+            providers.setdefault(tag, []).append(f"t{index}")
+    tasks = []
+    for index, level in enumerate(levels):
+        known = [tag for tag in TAGS[:level] if tag in providers]
+        requires = tuple(requirement(draw, known) for _ in range(draw(st.integers(0, 2)))) if known else ()
+        tasks.append(Task(f"t{index}", requires=requires, provides=provides[index]))
+    planner = Planner(tasks)
+    outcome_of: dict[str, str] = {}
+    added = 0
+    for _ in range(60):
+        if not planner.is_active():
+            break
+        taken = planner.take(draw(st.integers(1, 3)))
+        for task_id in taken:
+            for required in planner.task(task_id).requires:
+                met = []
+                for tag in required:
+                    ended = [outcome_of.get(p) for p in providers.get(tag.removeprefix("any:"), [])]
+                    if tag.startswith("any:"):
+                        met.append("passed" in ended)
+                    else:
+                        met.append(bool(ended) and all(o == "passed" for o in ended))
+                assert any(met), (task_id, required, outcome_of)
+            outcome = draw(st.sampled_from(["passed", "passed", "failed"]))
+            if draw(st.booleans()) and added < 6:
+                # A task added as this one ends: requiring what exists, or a tag that comes later.
+                name = f"n{added}"
+                added += 1
+                pending = [f"late{added - 1}"] if draw(st.booleans()) else []
+                known = [tag for tag in (*TAGS, *pending) if tag in providers or tag in pending]
+                new = Task(
+                    name,
+                    requires=(requirement(draw, known),) if known else (),
+                    provides=(f"late{added}",) if draw(st.booleans()) else (),
+                )
+                try:
+                    planner.add([new])
+                except Exception as error:  # a cycle cannot happen here: nothing may raise
+                    raise AssertionError(error) from None
+                for tag in new.provides:
+                    providers.setdefault(tag, []).append(name)
+            planner.done(task_id, outcome)
+            outcome_of[task_id] = outcome
+        if not taken and not planner.running_count():
+            planner.stop_waiting()  # as the run loop does when no worker has work
+        planner.pop_blocked()
+    assert not planner.is_active()
