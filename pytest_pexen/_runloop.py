@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pytest
 
 from ._errors import PexenError
+from . import _events as ev
 from ._planner import Planner, State
 from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
 from ._record import NoRecorder, Recorder, Saved, break_reason, load_payload
@@ -78,11 +79,13 @@ class RunLoop:
         saved: Saved | None = None,
         breakpoints: Mapping[str, str] | None = None,
         crash_on_resume: frozenset[str] = frozenset(),
+        bus: ev.Bus | None = None,
     ) -> None:
         """*recorder* keeps the state file (None: no state); *saved* is what a
         resumed run found there. *breakpoints*: the pattern of --pexen-break
         that each matching node id matched. *crash_on_resume*: node ids whose
-        on_resume is "crash", when there is a state file (they start alone)."""
+        on_resume is "crash", when there is a state file (they start alone).
+        *bus*: where the run's events are published (see :mod:`._events`)."""
         self._session = session
         self._items = items
         self._index = {item.nodeid: index for index, item in enumerate(items)}
@@ -132,6 +135,7 @@ class RunLoop:
         self._state_failed = False
         #: Tests the session timeout ended: not their own result, so a resume runs them again.
         self._cut_by_session: set[int] = set()
+        self._bus = bus if bus is not None else ev.Bus(self._reporter.problem)
 
     # -- the whole run --------------------------------------------------------
 
@@ -148,12 +152,17 @@ class RunLoop:
         for signum in ENDING_SIGNALS:
             signal.signal(signum, self._on_ending_signal)
         self._terminal = HeldTerminal(self._session.config)
+        bus = self._bus
+        if bus.on:
+            bus.publish(ev.RunBegan(time.monotonic(), time.time()))
         try:
             self._report_blocked()
             for group in self._planner.groups():
                 if self._must_stop():
                     break
                 self._planner.begin(group)
+                if bus.on:
+                    bus.publish(ev.GroupBegan(group, time.monotonic()))
                 if self._planner.group_is_active():
                     self._run_group(self._make_pool(group))
             why = self._ending or self.stopped_because or self._interrupted_because()
@@ -167,6 +176,9 @@ class RunLoop:
             if not self.ran_to_the_end:
                 self._state_write(lambda: self._recorder.end(finished=False, reason=self.paused_because or why or ""))
         finally:
+            if bus.on:
+                why = self.paused_because or self.stopped_because or self._ending or self._interrupted_because()
+                bus.publish(ev.RunEnded(why or "", time.monotonic()))
             self._terminal.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -242,7 +254,9 @@ class RunLoop:
             if not stopping and not any(assigned.values()) and not self._must_stop():
                 self._check_not_stalled()
             self._track_starts(assigned)
-            self._terminal.release_if_due(time.monotonic())
+            now = time.monotonic()
+            self._bus.tick(now)
+            self._terminal.release_if_due(now)
             if not stopping:
                 self._nap_while_busy(assigned)
             for event in pool.wait(self._wait_time(assigned)):
@@ -296,6 +310,8 @@ class RunLoop:
             indices = self._take(wanted, worker, len(queue))
             if indices:
                 self._recorder.started(self._items, indices, worker)
+                if self._bus.on:
+                    self._bus.publish(ev.Handed(worker, tuple(self._items[i].nodeid for i in indices), now))
                 assignments.append((worker, indices))
         return assignments
 
@@ -341,6 +357,8 @@ class RunLoop:
                 return False
             self._reporter.finished(item, payload)
             self._planner.done(item.nodeid, outcome)
+            if self._bus.on:
+                self._bus.publish(ev.Replayed(item.nodeid, outcome, time.monotonic()))
             self._report_blocked()
             return True
         if item.nodeid in saved.in_flight and item.nodeid in self._crash_on_resume:
@@ -393,6 +411,8 @@ class RunLoop:
         for index in indices:
             self._planner.give_back(self._items[index].nodeid)
         self._recorder.unstarted(self._items, indices)
+        if indices and self._bus.on:
+            self._bus.publish(ev.GivenBack(tuple(self._items[i].nodeid for i in indices), time.monotonic()))
 
     # -- the watchdog -------------------------------------------------------------
 
@@ -415,6 +435,8 @@ class RunLoop:
                 self._watchdog.ended(worker)
             if head is not None:
                 self._watchdog.started(worker, head, now, self._limits.timeouts.get(head))
+                if self._bus.on:
+                    self._bus.publish(ev.Started(worker, self._items[head].nodeid, now))
 
     def _wait_time(self, assigned: Mapping[str, Sequence[int]]) -> float | None:
         deadlines = [self._watchdog.next_deadline(), self._session_deadline, self._take_back_due(assigned)]
@@ -477,6 +499,8 @@ class RunLoop:
         else:
             assert isinstance(event, Gone), event
             self._planner.release_lane(event.worker)
+            if self._bus.on:
+                self._bus.publish(ev.WorkerLeft(event.worker, "stopped", time.monotonic()))
 
     def _finished(self, event: Finished, pool: Pool) -> None:
         item = self._items[event.index]
@@ -527,6 +551,9 @@ class RunLoop:
 
     def _lost(self, event: Lost) -> None:
         self._planner.release_lane(event.worker)
+        if self._bus.on:
+            why = "ended" if event.ended else exit_description(event.exitcode)
+            self._bus.publish(ev.WorkerLeft(event.worker, why, time.monotonic()))
         running = self._watchdog.ended(event.worker)
         self._give_back(event.queued)
         if event.worker in self.rebooting:
@@ -566,6 +593,8 @@ class RunLoop:
         treats it as in flight.
         """
         self._planner.done(item.nodeid, outcome)
+        if self._bus.on:
+            self._bus.publish(ev.Finished(item.nodeid, outcome, time.monotonic()))
         if outcome != "interrupted" and index not in self._cut_by_session:
             self._recorder.finished(item, index, outcome, result)
         self._report_blocked()
@@ -619,3 +648,5 @@ class RunLoop:
     def _report_blocked(self) -> None:
         for task_id, reason in self._planner.pop_blocked():
             self._reporter.blocked(self._items[self._index[task_id]], reason)
+            if self._bus.on:
+                self._bus.publish(ev.Blocked(task_id, reason, time.monotonic()))
