@@ -12,15 +12,17 @@ import functools
 import gc
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Mapping, Sequence
 
 import pytest
 
 from . import _api, _summary
 from ._errors import PexenError, PlanError
+from ._events import Bus
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
 from ._metadata import LOCAL_TAGS, Meta, check_fields, check_local_tags, merge
 from ._options import Options
@@ -34,6 +36,9 @@ from ._resume import PAUSED, SessionState
 from ._scopes import TagScopes
 from ._state import StateError
 from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
+
+if TYPE_CHECKING:
+    from ._observers.spans import History
 
 DURATIONS_KEY = "pexen/durations"
 
@@ -62,6 +67,10 @@ class PexenSession:
         #: The line that says what pexen does in this run (None: nothing selected).
         self._header: str | None = None
         self._state = SessionState(config, options)
+        #: The run's events, for the observers the options ask for (see _observers).
+        self._bus = Bus(functools.partial(say, config, red=True))
+        #: When this session's run began (epoch seconds): earlier sessions' tests ended before.
+        self._began: float | None = None
         # Where reboot() cannot ask for a reboot: the controller's own threads.
         _api.set_rebooter("pytest_pexen.reboot() works in tests of a process pool, not of a thread pool")
         cache = getattr(config, "cache", None)
@@ -109,9 +118,15 @@ class PexenSession:
             for tag in task.provides:
                 if tag not in provided:
                     absent.setdefault(tag, f"provided by {task.id} which was not selected")
+        if not self._config.option.collectonly:
+            self._observe(selected)
         try:
             self._planner = Planner(
-                selected, absent=absent, durations=self._durations, group_order=list(self._groups)
+                selected,
+                absent=absent,
+                durations=self._durations,
+                group_order=list(self._groups),
+                on_change=self._bus.planner_changed if self._bus.on else None,
             )
         except PlanError as error:
             hints = defaults.scopes.hints(selected, absent)
@@ -128,6 +143,33 @@ class PexenSession:
                 self._timeouts[item.nodeid] = timeout
             if meta.retries:
                 self._retries[index] = Retry(meta.retries, meta.retry_delay)
+
+    def _observe(self, tasks: Sequence[Task]) -> None:
+        """Subscribe the observers the options ask for (progress, heartbeat, timeline, trace)."""
+        from ._observers import subscribe
+
+        self._bus.close()  # a second collection in one session starts over
+        sizes: dict[str, int] = {}
+        for task in tasks:
+            sizes[task.group] = sizes.get(task.group, 0) + 1
+        workers = {group: max(1, min(self._groups[group].workers, size)) for group, size in sizes.items()}
+        subscribe(self._bus, self._config, self._options, tasks, self._durations, workers, self._history)
+
+    def _history(self) -> History | None:
+        """What a resumed run's earlier sessions did, from the state file (None: not resumed)."""
+        from ._observers.spans import History
+
+        run, store = self._state.resumed, self._state.store
+        if run is None or store is None or self._began is None:
+            return None
+        began = self._began
+        tests = tuple(
+            (r.nodeid, r.started, r.ended, r.worker or "", r.outcome or "")
+            for r in store.records(run.run_id).values()
+            if r.status == "done" and r.started is not None and r.ended is not None and r.ended < began
+        )
+        resumes = [at for at in store.resumed_at(run.run_id) if at < began - 1e-3]
+        return History(sessions=(run.started, *resumes), tests=tests)
 
     def _configured_groups(self) -> dict[str, GroupSpec]:
         """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
@@ -234,6 +276,7 @@ class PexenSession:
         except StateError as error:
             sys.stderr.write(f"pexen: the run could not be marked finished in the state file: {error}\n")
         finally:
+            self._bus.close()
             self._state.close()
 
     # -- running ------------------------------------------------------------
@@ -267,6 +310,7 @@ class PexenSession:
             try:
                 loop.run()
             finally:
+                self._bus.close()
                 self._save_durations(loop.durations)
         finally:
             gc.unfreeze()
@@ -292,6 +336,7 @@ class PexenSession:
             _api.attempts_before = dict(saved.attempts) if saved else {}
         if self._state.resume_note is not None:
             say(self._config, self._state.resume_note)
+        self._began = time.time()
         return RunLoop(
             session,
             session.items,
@@ -304,6 +349,7 @@ class PexenSession:
             breakpoints=self._breakpoints,
             # Without a state file nothing is resumed, and nothing need start alone.
             crash_on_resume=self._crash_on_resume if self._state.store is not None else frozenset(),
+            bus=self._bus,
         )
 
     def _pause_if_asked(self, loop: RunLoop) -> None:

@@ -1,0 +1,279 @@
+"""The run as spans of time, built from its events: what the timeline and the trace draw.
+
+Times are kept as the events give them (``time.monotonic()`` seconds of
+this session) and turned into seconds from the run's first moment when the
+picture is made. A resumed run's earlier sessions (read from the state
+file: :class:`History`) join in the same time base, so one picture shows
+the whole run, its boots and resumes marked.
+
+A short test may start and end between two looks of the controller: no
+:class:`Started` comes for it, and it is taken to have begun when the test
+before it on its worker ended (or when it was handed out, if later).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from .. import _events as ev
+from .._planner import Task
+
+#: Outcomes from the worst to the best: an aggregate of tests shows its worst.
+SEVERITY = (
+    "crashed", "timeout", "error", "failed", "interrupted", "xpassed", "warned",
+    "blocked", "skipped", "xfailed", "passed",
+)
+
+
+@dataclass
+class TestSpan:
+    """One test of the run, as far as it got."""
+
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    group: str = ""
+    claims: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    ready: float | None = None
+    handed: float | None = None
+    start: float | None = None
+    end: float | None = None
+    worker: str = ""
+    outcome: str = ""
+    #: Why it never ran (blocked, or not run when the run stopped).
+    blocked: str = ""
+    #: Ran in an earlier session of a resumed run (times from the state file).
+    earlier: bool = False
+
+    @property
+    def duration(self) -> float:
+        if self.start is None or self.end is None:
+            return 0.0
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True)
+class History:
+    """What a resumed run's earlier sessions did, from the state file (epoch seconds)."""
+
+    #: Each earlier session's start ("began" for the first, else "resumed").
+    sessions: tuple[float, ...]
+    #: (nodeid, started, ended, worker, outcome) of tests finished before this session.
+    tests: tuple[tuple[str, float, float, str, str], ...]
+
+
+@dataclass
+class Mark:
+    """A moment of the run worth a line: a boot, a resume, the end."""
+
+    at: float
+    label: str
+
+
+@dataclass
+class Spans:
+    """Folds the run's events into :class:`TestSpan` records (an observer's model)."""
+
+    tasks: Mapping[str, Task]
+    #: Workers of each group (at most one per test).
+    workers: Mapping[str, int]
+    tests: dict[str, TestSpan] = field(default_factory=dict)
+    #: (group, began) in the order groups ran.
+    groups: list[tuple[str, float]] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    #: Workers that died, with when and why.
+    lost: list[tuple[str, float, str]] = field(default_factory=list)
+    began: float | None = None
+    wall: float | None = None
+    ended: float | None = None
+    why: str = ""
+    _last_end: dict[str, float] = field(default_factory=dict)
+    _history_added: bool = False
+    title = "pexen's record of the run for the timeline and trace"
+
+    def span(self, nodeid: str) -> TestSpan:
+        test = self.tests.get(nodeid)
+        if test is None:
+            task = self.tasks.get(nodeid)
+            test = TestSpan(nodeid)
+            if task is not None:
+                test.group, test.claims, test.uses = task.group, task.claims, task.uses
+            self.tests[nodeid] = test
+        return test
+
+    def notice(self, event: ev.Event) -> None:
+        kind = type(event)
+        if kind is ev.Finished:
+            assert isinstance(event, ev.Finished)
+            test = self.span(event.nodeid)
+            test.end, test.outcome = event.at, event.outcome
+            worker = test.worker
+            if test.start is None:
+                # Began when the test before it on its worker ended, or when handed out.
+                handed = test.handed if test.handed is not None else event.at
+                test.start = min(event.at, max(handed, self._last_end.get(worker, handed)))
+            if worker:
+                self._last_end[worker] = event.at
+        elif kind is ev.Handed:
+            assert isinstance(event, ev.Handed)
+            for nodeid in event.nodeids:
+                test = self.span(nodeid)
+                test.worker, test.handed, test.start = event.worker, event.at, None
+        elif kind is ev.Started:
+            assert isinstance(event, ev.Started)
+            test = self.span(event.nodeid)
+            if test.end is None:
+                test.start = event.at
+        elif kind is ev.Ready:
+            assert isinstance(event, ev.Ready)
+            self.span(event.nodeid).ready = event.at
+        elif kind is ev.GivenBack:
+            assert isinstance(event, ev.GivenBack)
+            for nodeid in event.nodeids:
+                test = self.span(nodeid)
+                test.worker, test.handed, test.start = "", None, None
+        elif kind is ev.Blocked:
+            assert isinstance(event, ev.Blocked)
+            test = self.span(event.nodeid)
+            test.blocked, test.outcome = event.reason, "blocked"
+        elif kind is ev.Replayed:
+            assert isinstance(event, ev.Replayed)
+            test = self.span(event.nodeid)
+            test.outcome = event.outcome
+            test.earlier = True
+        elif kind is ev.GroupBegan:
+            assert isinstance(event, ev.GroupBegan)
+            self.groups.append((event.group, event.at))
+        elif kind is ev.WorkerLeft:
+            assert isinstance(event, ev.WorkerLeft)
+            if event.why != "stopped":
+                self.lost.append((event.worker, event.at, event.why))
+        elif kind is ev.RunBegan:
+            assert isinstance(event, ev.RunBegan)
+            self.began, self.wall = event.at, event.wall
+        elif kind is ev.RunEnded:
+            assert isinstance(event, ev.RunEnded)
+            self.ended, self.why = event.at, event.why
+
+    def tick(self, now: float) -> float:
+        return float("inf")
+
+    def close(self) -> None:
+        pass
+
+    def add_history(self, history: History | None, to_monotonic: float) -> None:
+        """Tests of earlier sessions, their epoch times moved into this session's clock
+        (*to_monotonic*: add it to an epoch time)."""
+        if history is None or self._history_added:
+            return
+        self._history_added = True
+        for number, at in enumerate(history.sessions):
+            self.marks.append(Mark(at + to_monotonic, "run began" if number == 0 else "resumed"))
+        for nodeid, started, ended, worker, outcome in history.tests:
+            test = self.span(nodeid)
+            test.start, test.end = started + to_monotonic, ended + to_monotonic
+            test.worker, test.outcome, test.earlier = worker or "?", outcome or test.outcome, True
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The run's numbers: where the time went, and how close it came to the best possible."""
+
+    wall: float
+    work: float
+    #: Seconds each worker ran tests.
+    busy: Mapping[str, float]
+    critical: float
+    bound: float
+    #: Node ids on the critical path, in order.
+    path: tuple[str, ...]
+
+
+def totals(spans: Spans, tests: Sequence[TestSpan], start: float, end: float) -> Totals:
+    """Wall time, work, busy time per worker and the lower bound of a run.
+
+    The bound is, per group (groups run one after another), the larger of
+    its critical path (the longest chain of its tests through requires and
+    after, each taking what it took here) and its work over its workers;
+    summed over the groups. The path shown is the groups' paths in turn.
+    """
+    ran = [t for t in tests if t.start is not None and t.end is not None]
+    busy: dict[str, float] = {}
+    work_by_group: dict[str, float] = {}
+    for test in ran:
+        busy[test.worker] = busy.get(test.worker, 0.0) + test.duration
+        work_by_group[test.group] = work_by_group.get(test.group, 0.0) + test.duration
+    bound = critical = 0.0
+    path: list[str] = []
+    for group, work in work_by_group.items():
+        length, chain = critical_path([t for t in ran if t.group == group], spans.tasks)
+        workers = max(1, spans.workers.get(group, 1))
+        bound += max(length, work / workers)
+        critical += length
+        path.extend(chain)
+    return Totals(max(0.0, end - start), sum(work_by_group.values()), busy, critical, bound, tuple(path))
+
+
+def critical_path(tests: Sequence[TestSpan], tasks: Mapping[str, Task]) -> tuple[float, list[str]]:
+    """The longest chain of *tests* through their requires and after, by duration.
+
+    A requirement met by any one of several tags waits for the alternative
+    that was met first; a tag several tests provide, for all of them.
+    """
+    by_id = {t.nodeid: t for t in tests}
+    providers: dict[str, list[str]] = {}
+    for test in tests:
+        task = tasks.get(test.nodeid)
+        for tag in task.provides if task is not None else ():
+            providers.setdefault(tag, []).append(test.nodeid)
+    finish: dict[str, float] = {}
+    before: dict[str, str | None] = {}
+    # In order of start: every provider a test waited for started before it.
+    for test in sorted(tests, key=lambda t: (t.start or 0.0, t.nodeid)):
+        task = tasks.get(test.nodeid)
+        earliest, previous = 0.0, None
+        if task is not None:
+            waits = [(tag,) for tag in task.after] + [tuple(r) for r in task.requires]
+            for alternatives in waits:
+                best: tuple[float, str | None] | None = None
+                for tag in alternatives:
+                    done = [(finish[p], p) for p in providers.get(tag, ()) if p in finish]
+                    if not done:
+                        continue
+                    latest = max(done)
+                    if best is None or latest[0] < best[0]:
+                        best = latest
+                if best is not None and best[0] > earliest:
+                    earliest, previous = best
+        finish[test.nodeid] = earliest + by_id[test.nodeid].duration
+        before[test.nodeid] = previous
+    if not finish:
+        return 0.0, []
+    last = max(finish, key=lambda nodeid: finish[nodeid])
+    chain = []
+    node: str | None = last
+    while node is not None:
+        chain.append(node)
+        node = before[node]
+    return finish[last], chain[::-1]
+
+
+def lock_waits(tests: Sequence[TestSpan], spans: Spans) -> list[tuple[TestSpan, float, float]]:
+    """(test, from, to) for tests with locks that were ready, in their group's
+    turn, and waited before they were handed out."""
+    began = dict(spans.groups)
+    waits = []
+    for test in tests:
+        if not (test.claims or test.uses) or test.handed is None or test.ready is None:
+            continue
+        since = max(test.ready, began.get(test.group, test.ready))
+        if test.handed - since > 1e-3:
+            waits.append((test, since, test.handed))
+    return waits
+
+
+def worst(outcomes: Iterable[str]) -> str:
+    rank = {name: place for place, name in enumerate(SEVERITY)}
+    return min(outcomes, key=lambda outcome: rank.get(outcome, 0), default="passed")
