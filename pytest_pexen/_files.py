@@ -70,15 +70,16 @@ def refusal(mode: int, path: str, example: str = "report.xml") -> str:
     return ""
 
 
-def check_new_file(option: str, given: str, example: str) -> str:
+def check_new_file(option: str, given: str, example: str, base: str = ".") -> str:
     """The absolute path of a report file that is always replaced (never written through).
 
     Raises :class:`pytest.UsageError`, before anything runs, when *given*
     cannot take it: a directory, anything but a regular file, a directory
     where no file can be made. Leaves nothing behind: to find out for real
-    whether the directory takes new files, one is made and removed.
+    whether the directory takes new files, one is made and removed. A
+    relative *given* is taken from the directory *base*.
     """
-    path = os.path.abspath(given)
+    path = os.path.abspath(os.path.join(base, given))
     if given.endswith(("/", os.sep)) or os.path.basename(path) in ("", ".", ".."):
         sample = os.path.join(given.rstrip("/" + os.sep) or ".", example)
         raise pytest.UsageError(f"{option}: {given} names a directory; give the path of a file, e.g. {sample}")

@@ -141,16 +141,14 @@ def _report_path(config: pytest.Config, name: str, example: str) -> str | None:
     """--pexen-NAME (from the current directory), else ini pexen_NAME (from the
     rootdir), checked now: a path that cannot take the file is a usage error."""
     given = config.getoption(f"pexen_{name}")
-    option = f"--pexen-{name}"
+    option, base = f"--pexen-{name}", config.invocation_params.dir
     if given is None and config.getini(f"pexen_{name}"):
-        given, option = str(Path(config.rootpath, config.getini(f"pexen_{name}"))), f"ini pexen_{name}"
-    elif given is not None:
-        given = str(Path(config.invocation_params.dir, given)) if given.strip() else given
+        given, option, base = config.getini(f"pexen_{name}"), f"ini pexen_{name}", config.rootpath
     if given is None:
         return None
     if not given.strip():
         raise PexenError(f"{option} needs the path of a file, e.g. {example}")
-    return check_new_file(option, given, example)
+    return check_new_file(option, given, example, str(base))
 
 
 def _breakpoints(patterns: list[str]) -> list[str]:

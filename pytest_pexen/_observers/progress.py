@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable, Mapping, TextIO
 
 from .. import _events as ev
+from .._groups import DEFAULT_GROUP
 from .._planner import Task
 
 #: The status line is drawn again at most this often (seconds).
@@ -168,7 +169,7 @@ class Progress:
         tail = []
         if self._lock_ready:
             tail.append(_waiting(len(self._lock_ready)))
-        if self.group:
+        if self.group and self.group != DEFAULT_GROUP:
             tail.append(f"group {self.group}")
         eta = self.eta(now)
         if eta is not None:
@@ -176,17 +177,20 @@ class Progress:
         end = "".join(f" | {part}" for part in tail)
         running = self.running(now)
         room = width - len(head) - len(end)
-        middle = ""
-        if running and room > 20:
-            middle = f" | {len(running)} running:"
-            for seconds, nodeid, _ in running:
-                piece = f" {_short(nodeid)} {clock(seconds)},"
-                if len(middle) + len(piece) > room:
-                    if len(middle) + 4 <= room:
-                        middle += " ..."
+        middle = f" | {len(running)} running" if running else ""
+        shown = 0
+        for seconds, nodeid, _ in running:
+            # The file and name if they fit, else the name alone; the longest first.
+            for label in (_short(nodeid), nodeid.rpartition("::")[2]):
+                piece = f"{':' if not shown else ','} {label} {clock(seconds)}"
+                if len(middle) + len(piece) <= room:
+                    middle += piece
+                    shown += 1
                     break
-                middle += piece
-            middle = middle.rstrip(",")
+            else:
+                if shown and len(middle) + 5 <= room:
+                    middle += ", ..."
+                break
         return (head + middle + end)[:width]
 
     def heartbeat(self, now: float) -> str:

@@ -13,6 +13,7 @@ before it on its worker ended (or when it was handed out, if later).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -24,6 +25,10 @@ SEVERITY = (
     "crashed", "timeout", "error", "failed", "interrupted", "xpassed", "warned",
     "blocked", "skipped", "xfailed", "passed",
 )
+
+
+#: Holds of a resource looked at per waiting test (the nearest before it was handed out).
+_LOOK_BACK = 64
 
 
 @dataclass
@@ -262,15 +267,44 @@ def critical_path(tests: Sequence[TestSpan], tasks: Mapping[str, Task]) -> tuple
 
 def lock_waits(tests: Sequence[TestSpan], spans: Spans) -> list[tuple[TestSpan, float, float]]:
     """(test, from, to) for tests with locks that were ready, in their group's
-    turn, and waited before they were handed out."""
+    turn, and waited before they were handed out while another test held
+    what they needed (a claim they needed, or a use of what they claim).
+
+    The wait shown runs from when the first such hold overlapped the test's
+    wait to when the test was handed out (or the last such hold ended, if sooner).
+    """
     began = dict(spans.groups)
+    # Per resource: (handed, end, nodeid, claims it) of each holder, by hand-out time.
+    holds: dict[str, list[tuple[float, float, str, bool]]] = {}
+    for test in tests:
+        if test.handed is None or test.end is None:
+            continue
+        for resource in test.claims:
+            holds.setdefault(resource, []).append((test.handed, test.end, test.nodeid, True))
+        for resource in test.uses:
+            holds.setdefault(resource, []).append((test.handed, test.end, test.nodeid, False))
+    for entries in holds.values():
+        entries.sort()
     waits = []
     for test in tests:
         if not (test.claims or test.uses) or test.handed is None or test.ready is None:
             continue
         since = max(test.ready, began.get(test.group, test.ready))
-        if test.handed - since > 1e-3:
-            waits.append((test, since, test.handed))
+        if test.handed - since <= 1e-3:
+            continue
+        first = last = None
+        needs = [(r, True) for r in test.claims] + [(r, False) for r in test.uses]
+        for resource, claims in needs:
+            entries = holds.get(resource, [])
+            # Holds handed out before this test was: the nearest ones, a bounded look back.
+            stop = bisect.bisect_left(entries, (test.handed,))
+            for handed, end, nodeid, exclusive in entries[max(0, stop - _LOOK_BACK):stop]:
+                if nodeid == test.nodeid or not (claims or exclusive) or end <= since:
+                    continue
+                first = max(since, handed) if first is None else min(first, max(since, handed))
+                last = min(test.handed, end) if last is None else max(last, min(test.handed, end))
+        if first is not None and last is not None and last > first:
+            waits.append((test, first, last))
     return waits
 
 

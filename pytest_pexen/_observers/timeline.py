@@ -149,17 +149,25 @@ def render(spans: Spans, history: History | None, now: float) -> str:
 
     # The data every tooltip reads: one row per drawn test, a lane's rows
     # together in order of start (an aggregate bar names a range of them).
+    # Outcomes, workers and groups are numbers into lists of names; a row
+    # ends where the rest would be empty (no locks, not on the critical path).
     rows: list[list[Any]] = []
     index: dict[str, int] = {}
     lane_of = {worker: number for number, worker in enumerate(workers)}
+    outcome_names: dict[str, int] = {}
+    group_names: dict[str, int] = {}
     for test in sorted(drawn, key=lambda t: (lane_of[t.worker], t.start or 0.0, t.nodeid)):
         index[test.nodeid] = len(rows)
         stop = test.end if test.end is not None else end
-        rows.append([
-            test.nodeid, test.outcome or "running", round((test.start or 0.0) - origin, 6),
-            round(stop - (test.start or 0.0), 6), test.worker, test.group,
+        outcome = outcome_names.setdefault(test.outcome or "running", len(outcome_names))
+        row = [
+            test.nodeid, outcome, round((test.start or 0.0) - origin, 4), round(stop - (test.start or 0.0), 4),
+            lane_of[test.worker], group_names.setdefault(test.group, len(group_names)),
             " ".join([*test.claims, *(f"{u} (shared)" for u in test.uses)]), int(test.nodeid in on_path),
-        ])
+        ]
+        while len(row) > 6 and not row[-1]:
+            row.pop()
+        rows.append(row)
     scale = PLOT_WIDTH / max(end - origin, 1e-6)
 
     def x(at: float) -> float:
@@ -219,7 +227,10 @@ def render(spans: Spans, history: History | None, now: float) -> str:
 
     head = _totals_html(spans, numbers, workers, tests, history, end)
     lists = _lists_html(tests, waits, numbers.path)
-    data = json.dumps({"tests": rows}, separators=(",", ":")).replace("</", "<\\/")
+    data = json.dumps(
+        {"outcomes": list(outcome_names), "workers": workers, "groups": list(group_names), "tests": rows},
+        separators=(",", ":"),
+    ).replace("</", "<\\/")
     legend = "".join(
         f'<span class="key"><i style="background:{colour}"></i>{name}</span>' for name, colour in COLOURS.items()
     )
@@ -411,7 +422,9 @@ ul.blocked li{color:#555}.none{color:#888}
 
 _SCRIPT = r"""
 (function(){
-var data=JSON.parse(document.getElementById('pexen-data').textContent).tests;
+var all=JSON.parse(document.getElementById('pexen-data').textContent);
+var data=all.tests.map(function(r){return [r[0],all.outcomes[r[1]],r[2],r[3],all.workers[r[4]],
+ all.groups[r[5]]||'',r[6]||'',r[7]||0];});
 var tip=document.getElementById('tip'),picked=document.getElementById('picked');
 function one(i){var t=data[i];return t[0]+'\n'+t[1]+', '+t[3].toFixed(3)+'s on '+t[4]+
  (t[5]?', group '+t[5]:'')+(t[6]?'\nlocks: '+t[6]:'')+(t[7]?'\non the critical path':'')+
