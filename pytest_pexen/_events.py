@@ -21,7 +21,9 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Callable, Protocol, Union
+from typing import Any, Callable, Protocol, Union
+
+from ._planner import State
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class GroupBegan:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """Every requirement of the test is met: it waits only for a worker, a lock or its group."""
+    """Every requirement of a test with locks is met: it waits only for a worker, a lock or its group."""
 
     nodeid: str
     at: float
@@ -174,10 +176,20 @@ class Bus:
                 self._drop(observer)
         self._next_tick = due
 
-    def planner_changed(self, task_id: str, state: object, detail: str) -> None:
-        """The planner's ``on_change`` listener: a test became ready."""
-        if self.on and getattr(state, "value", None) == "ready":
-            self.publish(Ready(task_id, time.monotonic()))
+    def ready_listener(self, watched: frozenset[str]) -> Callable[[str, Any, str], None] | None:
+        """A listener for the planner's ``on_change`` that publishes :class:`Ready`
+        for the tests in *watched* (those with locks: what waits for a lock is
+        all the observers look at); None when nobody listens or nothing is watched,
+        so that a run without locks pays nothing for it."""
+        if not self.on or not watched:
+            return None
+        ready = State.READY
+
+        def changed(task_id: str, state: Any, detail: str) -> None:
+            if state is ready and task_id in watched and self.on:
+                self.publish(Ready(task_id, time.monotonic()))
+
+        return changed
 
     def close(self) -> None:
         """The session is over: every observer writes what it has left."""

@@ -126,7 +126,7 @@ class PexenSession:
                 absent=absent,
                 durations=self._durations,
                 group_order=list(self._groups),
-                on_change=self._bus.planner_changed if self._bus.on else None,
+                on_change=self._bus.ready_listener(frozenset(task.id for task in selected if task.locks)),
             )
         except PlanError as error:
             hints = defaults.scopes.hints(selected, absent)

@@ -74,51 +74,67 @@ class Progress:
         self._default_weight = mean if known else 1.0
         self._work_total = sum(self._weight.values()) if known else float(total)
         self._work_done = 0.0
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ev.Finished: self._finished,
+            ev.Replayed: self._finished,
+            ev.Blocked: self._blocked,
+            ev.Handed: self._handed,
+            ev.Started: self._started,
+            ev.Ready: self._ready,
+            ev.GivenBack: self._given_back,
+            ev.GroupBegan: self._group_began,
+            ev.RunBegan: self._run_began,
+            ev.WorkerLeft: self._worker_left,
+        }
 
     def notice(self, event: ev.Event) -> None:
-        kind = type(event)
-        if kind is ev.Finished or kind is ev.Replayed:
-            assert isinstance(event, (ev.Finished, ev.Replayed))
-            self._ended(event.nodeid, event.outcome, event.at)
-        elif kind is ev.Handed:
-            assert isinstance(event, ev.Handed)
-            queue = self._queues.setdefault(event.worker, [])
-            if not queue:
-                self._since[event.worker] = event.at
-            queue.extend(event.nodeids)
-            for nodeid in event.nodeids:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _finished(self, event: ev.Finished | ev.Replayed) -> None:
+        self._ended(event.nodeid, event.outcome, event.at)
+
+    def _blocked(self, event: ev.Blocked) -> None:
+        self._ended(event.nodeid, "blocked", event.at)
+
+    def _handed(self, event: ev.Handed) -> None:
+        queue = self._queues.setdefault(event.worker, [])
+        if not queue:
+            self._since[event.worker] = event.at
+        queue.extend(event.nodeids)
+        for nodeid in event.nodeids:
+            if nodeid not in self._known:
                 self._count(nodeid)
-                self._lock_ready.discard(nodeid)
-        elif kind is ev.Started:
-            assert isinstance(event, ev.Started)
-            queue = self._queues.get(event.worker)
-            if queue and queue[0] == event.nodeid:
-                self._since[event.worker] = event.at
-        elif kind is ev.Ready:
-            assert isinstance(event, ev.Ready)
-            task = self._tasks.get(event.nodeid)
-            if task is not None and task.locks:
-                self._lock_ready.add(event.nodeid)
-        elif kind is ev.GivenBack:
-            assert isinstance(event, ev.GivenBack)
-            back = set(event.nodeids)
-            for worker, queue in self._queues.items():
-                head = queue[0] if queue else None
-                queue[:] = [n for n in queue if n not in back]
-                if queue and queue[0] != head:
-                    self._since[worker] = event.at
-        elif kind is ev.Blocked:
-            assert isinstance(event, ev.Blocked)
-            self._ended(event.nodeid, "blocked", event.at)
-        elif kind is ev.GroupBegan:
-            assert isinstance(event, ev.GroupBegan)
-            self.group = event.group
-        elif kind is ev.RunBegan:
-            assert isinstance(event, ev.RunBegan)
-            self.began = event.at
-        elif kind is ev.WorkerLeft:
-            assert isinstance(event, ev.WorkerLeft)
-            self._queues.pop(event.worker, None)
+        if self._lock_ready:
+            self._lock_ready.difference_update(event.nodeids)
+
+    def _started(self, event: ev.Started) -> None:
+        queue = self._queues.get(event.worker)
+        if queue and queue[0] == event.nodeid:
+            self._since[event.worker] = event.at
+
+    def _ready(self, event: ev.Ready) -> None:
+        task = self._tasks.get(event.nodeid)
+        if task is not None and task.locks:
+            self._lock_ready.add(event.nodeid)
+
+    def _given_back(self, event: ev.GivenBack) -> None:
+        back = set(event.nodeids)
+        for worker, queue in self._queues.items():
+            head = queue[0] if queue else None
+            queue[:] = [n for n in queue if n not in back]
+            if queue and queue[0] != head:
+                self._since[worker] = event.at
+
+    def _group_began(self, event: ev.GroupBegan) -> None:
+        self.group = event.group
+
+    def _run_began(self, event: ev.RunBegan) -> None:
+        self.began = event.at
+
+    def _worker_left(self, event: ev.WorkerLeft) -> None:
+        self._queues.pop(event.worker, None)
 
     def _count(self, nodeid: str) -> None:
         """A test added while the run goes on counts from when it is first seen."""
@@ -128,19 +144,23 @@ class Progress:
             self._work_total += self._default_weight
 
     def _ended(self, nodeid: str, outcome: str, at: float) -> None:
-        self._count(nodeid)
+        if nodeid not in self._known:
+            self._count(nodeid)
         self.done += 1
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self._work_done += self._weight.get(nodeid, self._default_weight)
-        self._lock_ready.discard(nodeid)
+        if self._lock_ready:
+            self._lock_ready.discard(nodeid)
         # Nearly always the test at the head of its worker's queue.
-        found = [w for w, q in self._queues.items() if q and q[0] == nodeid]
-        found = found or [w for w, q in self._queues.items() if nodeid in q]
-        if found:
-            queue = self._queues[found[0]]
-            if queue[0] == nodeid:
-                self._since[found[0]] = at
-            queue.remove(nodeid)
+        for worker, queue in self._queues.items():
+            if queue and queue[0] == nodeid:
+                del queue[0]
+                self._since[worker] = at
+                return
+        for queue in self._queues.values():
+            if nodeid in queue:
+                queue.remove(nodeid)
+                return
 
     def running(self, now: float) -> list[tuple[float, str, str]]:
         """(seconds, node id, worker) of each running test, the longest first."""

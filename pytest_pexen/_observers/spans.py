@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .. import _events as ev
 from .._planner import Task
@@ -31,9 +31,9 @@ SEVERITY = (
 _LOOK_BACK = 64
 
 
-@dataclass
+@dataclass(slots=True)
 class TestSpan:
-    """One test of the run, as far as it got."""
+    """One test of the run, as far as it got (slots: a run may have 100,000)."""
 
     __test__ = False  # not a pytest test class
 
@@ -108,59 +108,76 @@ class Spans:
             self.tests[nodeid] = test
         return test
 
+    def __post_init__(self) -> None:
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ev.Finished: self._finished,
+            ev.Handed: self._handed,
+            ev.Started: self._started,
+            ev.Ready: self._ready,
+            ev.GivenBack: self._given_back,
+            ev.Blocked: self._blocked,
+            ev.Replayed: self._replayed,
+            ev.GroupBegan: self._group_began,
+            ev.WorkerLeft: self._worker_left,
+            ev.RunBegan: self._run_began,
+            ev.RunEnded: self._run_ended,
+        }
+
     def notice(self, event: ev.Event) -> None:
-        kind = type(event)
-        if kind is ev.Finished:
-            assert isinstance(event, ev.Finished)
-            test = self.span(event.nodeid)
-            test.end, test.outcome = event.at, event.outcome
-            worker = test.worker
-            if test.start is None:
-                # Began when the test before it on its worker ended, or when handed out.
-                handed = test.handed if test.handed is not None else event.at
-                test.start = min(event.at, max(handed, self._last_end.get(worker, handed)))
-            if worker:
-                self._last_end[worker] = event.at
-        elif kind is ev.Handed:
-            assert isinstance(event, ev.Handed)
-            for nodeid in event.nodeids:
-                test = self.span(nodeid)
-                test.worker, test.handed, test.start = event.worker, event.at, None
-        elif kind is ev.Started:
-            assert isinstance(event, ev.Started)
-            test = self.span(event.nodeid)
-            if test.end is None:
-                test.start = event.at
-        elif kind is ev.Ready:
-            assert isinstance(event, ev.Ready)
-            self.span(event.nodeid).ready = event.at
-        elif kind is ev.GivenBack:
-            assert isinstance(event, ev.GivenBack)
-            for nodeid in event.nodeids:
-                test = self.span(nodeid)
-                test.worker, test.handed, test.start = "", None, None
-        elif kind is ev.Blocked:
-            assert isinstance(event, ev.Blocked)
-            test = self.span(event.nodeid)
-            test.blocked, test.outcome = event.reason, "blocked"
-        elif kind is ev.Replayed:
-            assert isinstance(event, ev.Replayed)
-            test = self.span(event.nodeid)
-            test.outcome = event.outcome
-            test.earlier = True
-        elif kind is ev.GroupBegan:
-            assert isinstance(event, ev.GroupBegan)
-            self.groups.append((event.group, event.at))
-        elif kind is ev.WorkerLeft:
-            assert isinstance(event, ev.WorkerLeft)
-            if event.why != "stopped":
-                self.lost.append((event.worker, event.at, event.why))
-        elif kind is ev.RunBegan:
-            assert isinstance(event, ev.RunBegan)
-            self.began, self.wall = event.at, event.wall
-        elif kind is ev.RunEnded:
-            assert isinstance(event, ev.RunEnded)
-            self.ended, self.why = event.at, event.why
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _finished(self, event: ev.Finished) -> None:
+        test = self.tests.get(event.nodeid) or self.span(event.nodeid)
+        test.end, test.outcome = event.at, event.outcome
+        worker = test.worker
+        if test.start is None:
+            # Began when the test before it on its worker ended, or when handed out.
+            handed = test.handed if test.handed is not None else event.at
+            test.start = min(event.at, max(handed, self._last_end.get(worker, handed)))
+        if worker:
+            self._last_end[worker] = event.at
+
+    def _handed(self, event: ev.Handed) -> None:
+        tests, worker, at = self.tests, event.worker, event.at
+        for nodeid in event.nodeids:
+            test = tests.get(nodeid) or self.span(nodeid)
+            test.worker, test.handed, test.start = worker, at, None
+
+    def _started(self, event: ev.Started) -> None:
+        test = self.span(event.nodeid)
+        if test.end is None:
+            test.start = event.at
+
+    def _ready(self, event: ev.Ready) -> None:
+        self.span(event.nodeid).ready = event.at
+
+    def _given_back(self, event: ev.GivenBack) -> None:
+        for nodeid in event.nodeids:
+            test = self.span(nodeid)
+            test.worker, test.handed, test.start = "", None, None
+
+    def _blocked(self, event: ev.Blocked) -> None:
+        test = self.span(event.nodeid)
+        test.blocked, test.outcome = event.reason, "blocked"
+
+    def _replayed(self, event: ev.Replayed) -> None:
+        test = self.span(event.nodeid)
+        test.outcome, test.earlier = event.outcome, True
+
+    def _group_began(self, event: ev.GroupBegan) -> None:
+        self.groups.append((event.group, event.at))
+
+    def _worker_left(self, event: ev.WorkerLeft) -> None:
+        if event.why != "stopped":
+            self.lost.append((event.worker, event.at, event.why))
+
+    def _run_began(self, event: ev.RunBegan) -> None:
+        self.began, self.wall = event.at, event.wall
+
+    def _run_ended(self, event: ev.RunEnded) -> None:
+        self.ended, self.why = event.at, event.why
 
     def tick(self, now: float) -> float:
         return float("inf")
@@ -227,6 +244,10 @@ def critical_path(tests: Sequence[TestSpan], tasks: Mapping[str, Task]) -> tuple
     A requirement met by any one of several tags waits for the alternative
     that was met first; a tag several tests provide, for all of them.
     """
+    chained = [tasks[t.nodeid] for t in tests if t.nodeid in tasks and (tasks[t.nodeid].requires or tasks[t.nodeid].after)]
+    if not chained:  # no test waits for another: the longest test is the path
+        longest = max(tests, key=lambda t: t.duration, default=None)
+        return (longest.duration, [longest.nodeid]) if longest is not None else (0.0, [])
     by_id = {t.nodeid: t for t in tests}
     providers: dict[str, list[str]] = {}
     for test in tests:
@@ -308,6 +329,9 @@ def lock_waits(tests: Sequence[TestSpan], spans: Spans) -> list[tuple[TestSpan, 
     return waits
 
 
+_RANK = {name: place for place, name in enumerate(SEVERITY)}
+
+
 def worst(outcomes: Iterable[str]) -> str:
-    rank = {name: place for place, name in enumerate(SEVERITY)}
-    return min(outcomes, key=lambda outcome: rank.get(outcome, 0), default="passed")
+    """The worst of *outcomes* (one not in :data:`SEVERITY`, such as "running", counts as worst)."""
+    return min(outcomes, key=lambda outcome: _RANK.get(outcome, -1), default="passed")

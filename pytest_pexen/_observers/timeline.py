@@ -26,6 +26,7 @@ a bounded share of its time whatever the suite's size.
 
 from __future__ import annotations
 
+import heapq
 import html
 import json
 import time
@@ -156,7 +157,9 @@ def render(spans: Spans, history: History | None, now: float) -> str:
     lane_of = {worker: number for number, worker in enumerate(workers)}
     outcome_names: dict[str, int] = {}
     group_names: dict[str, int] = {}
+    in_lanes: list[list[TestSpan]] = [[] for _ in workers]
     for test in sorted(drawn, key=lambda t: (lane_of[t.worker], t.start or 0.0, t.nodeid)):
+        in_lanes[lane_of[test.worker]].append(test)
         index[test.nodeid] = len(rows)
         stop = test.end if test.end is not None else end
         outcome = outcome_names.setdefault(test.outcome or "running", len(outcome_names))
@@ -193,8 +196,7 @@ def render(spans: Spans, history: History | None, now: float) -> str:
     for lane, worker in enumerate(workers):
         top = lanes_top + lane * LANE_HEIGHT
         svg.append(f'<text class="lane" x="4" y="{top + 15}">worker {_e(worker)}</text>')
-        mine = sorted((t for t in drawn if t.worker == worker), key=lambda t: (t.start or 0.0, t.nodeid))
-        svg.extend(_bars(mine, index, x, scale, top, end, on_path))
+        svg.extend(_bars(in_lanes[lane], index, x, scale, top, end, on_path))
     for number, resource in enumerate(resources):
         top = lanes_top + (len(workers) + number) * LANE_HEIGHT
         svg.append(f'<text class="lane" x="4" y="{top + 15}">lock {_e(resource)}</text>')
@@ -372,7 +374,7 @@ def _lists_html(tests: Sequence[TestSpan], waits: Sequence[tuple[TestSpan, float
     parts.append(_list("Failed", [f"{_e(t.outcome)}: {_e(t.nodeid)}" for t in failed]))
     blocked = [t for t in tests if t.blocked]
     parts.append(_list("Blocked and not run", [f"{_e(t.nodeid)} — {_e(t.blocked)}" for t in blocked], "blocked"))
-    slowest = sorted((t for t in tests if t.end is not None), key=lambda t: -t.duration)[:20]
+    slowest = heapq.nlargest(20, (t for t in tests if t.end is not None), key=lambda t: t.duration)
     parts.append(_list("Slowest", [f"{t.duration:.3f}s {_e(t.nodeid)} ({_e(t.worker)})" for t in slowest]))
     by_resource: dict[str, list[float]] = {}
     for test, since, until in waits:
