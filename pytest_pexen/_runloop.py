@@ -5,7 +5,9 @@ Policy lives in the planner (which test next) and mechanism in the pool
 reporting, and keeps the watchdog's clock. It also decides how far ahead to
 feed each worker: short tests are sent in batches so that no worker idles
 while the controller answers, long tests one at a time so that no test waits
-behind another on a busy worker while a free one could take it.
+behind another on a busy worker while a free one could take it. What
+happens is published once on a bus (:mod:`._events`) for whoever observes
+the run; the loop knows none of them.
 """
 
 from __future__ import annotations

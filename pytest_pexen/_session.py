@@ -168,8 +168,9 @@ class PexenSession:
             for r in store.records(run.run_id).values()
             if r.status == "done" and r.started is not None and r.ended is not None and r.ended < began
         )
-        resumes = [at for at in store.resumed_at(run.run_id) if at < began - 1e-3]
-        return History(sessions=(run.started, *resumes), tests=tests)
+        # The newest resume noted is this session's own (the picture marks it anyway).
+        earlier_resumes = store.resumed_at(run.run_id)[:-1]
+        return History(sessions=(run.started, *earlier_resumes), tests=tests)
 
     def _configured_groups(self) -> dict[str, GroupSpec]:
         """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""

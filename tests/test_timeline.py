@@ -252,7 +252,7 @@ def test_waits_for_the_picture():
     assert "still running" not in text and "— finished" in text
 
 
-def test_a_resumed_run_is_one_timeline_with_its_resume_marked(pytester: pytest.Pytester) -> None:
+def test_a_resumed_run_is_one_timeline_with_its_resumes_marked(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_resume="""
 import pytest
@@ -261,27 +261,34 @@ import pytest
 def test_first():
     pass
 
-@pytest.mark.pexen(requires=["first"])
+@pytest.mark.pexen(requires=["first"], provides=["second"])
 def test_second():
+    pass
+
+@pytest.mark.pexen(requires=["second"])
+def test_third():
     pass
 """
     )
     paused = pytester.runpytest_subprocess("--pexen", "--pexen-workers=1", "--pexen-break=*test_second")
     assert paused.ret == 75
+    paused = pytester.runpytest_subprocess("--pexen", "--pexen-resume", "--pexen-break=*test_third")
+    assert paused.ret == 75
     result = pytester.runpytest_subprocess(
         "--pexen", "--pexen-resume", "--pexen-timeline=run.html", "--pexen-trace=run.json"
     )
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     text, page = read_page(pytester.path / "run.html")
     rows = rows_by_nodeid(page)
-    assert set(rows) == {"test_resume.py::test_first", "test_resume.py::test_second"}
-    assert rows["test_resume.py::test_first"]["start"] < rows["test_resume.py::test_second"]["start"]
-    assert ">run began</text>" in text and ">resumed</text>" in text
-    assert "resumed run: 1 earlier session(s)" in text
+    assert list(rows) == [f"test_resume.py::test_{name}" for name in ("first", "second", "third")]
+    starts = [row["start"] for row in rows.values()]
+    assert starts == sorted(starts)
+    assert text.count(">run began</text>") == 1 and text.count(">resumed</text>") == 2
+    assert "resumed run: 2 earlier session(s)" in text
     events = json.loads((pytester.path / "run.json").read_text())["traceEvents"]
-    assert [e["name"] for e in events if e.get("cat") == "run"] == ["run began", "resumed"]
-    earlier = [e for e in events if e["ph"] == "X" and e["args"].get("session") == "earlier"]
-    assert [e["args"]["nodeid"] for e in earlier] == ["test_resume.py::test_first"]
+    assert [e["name"] for e in events if e.get("cat") == "run"] == ["run began", "resumed", "resumed"]
+    earlier = [e["args"]["nodeid"] for e in events if e["ph"] == "X" and e["args"].get("session") == "earlier"]
+    assert earlier == ["test_resume.py::test_first", "test_resume.py::test_second"]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ It is not written while the status line is shown (which says the same, live).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Any, Callable, Mapping, TextIO
@@ -253,10 +254,12 @@ class StatusStream:
         #: What pytest's current (unfinished) line holds, for where the cursor goes back to.
         self._partial = 0
         self.width = 80
+        #: Workers are forked with this stream in place: in them, it only passes text on.
+        self._pid = os.getpid()
 
     def write(self, text: str) -> int:
         erase = self._erase
-        line = self._shown
+        line = self._shown if self._shown and os.getpid() == self._pid else ""
         self._follow(text)
         # One write: erase the status line, pytest's text, the status line again.
         self.stream.write(erase + text + self._draw(line) if line else text)
