@@ -306,7 +306,7 @@ class StatusStream:
 
 
 class ProgressObserver:
-    """The live status line (*terminal*), the heartbeat (*heartbeat* seconds), or both."""
+    """The live status line on a terminal, or, where there is none, the heartbeat."""
 
     title = "pexen's progress display"
 

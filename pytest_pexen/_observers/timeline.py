@@ -20,8 +20,9 @@ clicking an aggregate lists its tests.
 Written at the end, and kept current while the run goes on, like the xUnit
 file: rewritten (atomically, see :mod:`._files`) when tests finished, at
 most once per :data:`MIN_INTERVAL` seconds and no sooner than
-:data:`COST_FACTOR` times what the last rewrite took, so it costs the run
-a bounded share of its time whatever the suite's size.
+:data:`COST_FACTOR` times what making the last page took, so it costs the
+run's loop a bounded share of its time (at most 1/31) whatever the suite's
+size; the disk write is done by a thread, so the loop never waits for it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import heapq
 import html
 import json
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -38,7 +40,7 @@ from .progress import clock
 from .spans import History, Spans, TestSpan, lock_waits, totals, worst
 
 MIN_INTERVAL = 2.0
-COST_FACTOR = 25
+COST_FACTOR = 30
 #: Width of the drawing's time axis, in SVG units (it scales with the window).
 PLOT_WIDTH = 1200
 #: Bars narrower than this (in SVG units) join their neighbours in one aggregate bar.
@@ -70,7 +72,13 @@ _GROUP_COLOURS = ("#eef3fb", "#fbf3e8", "#eefbf1", "#f6eefb", "#fbeef0")
 
 
 class TimelineObserver:
-    """Keeps the timeline file current during the run; writes it whole at the end."""
+    """Keeps the timeline file current during the run; writes it whole at the end.
+
+    During the run the page is made in the run loop's thread (the record of
+    the run does not change under it) and written to disk by a thread of
+    its own, so the loop never waits for an fsync; a rewrite comes due only
+    once the one before is on disk.
+    """
 
     title = "the --pexen-timeline writer"
 
@@ -85,9 +93,10 @@ class TimelineObserver:
         self._dirty = False
         self._next_write = 0.0
         self._done = False
+        self._writing: threading.Thread | None = None
+        #: What the last write during the run failed with (said once, in the run loop's thread).
+        self._trouble: str | None = None
         self._warned = False
-        #: Seconds the last rewrite took, and its size in bytes (for the docs and the bench).
-        self.last_cost = (0.0, 0)
 
     def notice(self, event: ev.Event) -> None:
         kind = type(event)
@@ -100,19 +109,19 @@ class TimelineObserver:
     def tick(self, now: float) -> float:
         if self._done or self._spans.began is None:
             return float("inf")
-        if self._dirty and now >= self._next_write:
+        if self._trouble is not None and not self._warned:
+            self._warned = True
+            self._say(
+                f"WARNING: cannot update the timeline {self._path}: {self._trouble}; "
+                "the run goes on, and it is written again at the end"
+            )
+        if self._dirty and now >= self._next_write and not (self._writing and self._writing.is_alive()):
             self._dirty = False
             started = time.monotonic()
-            try:
-                self._write(now)
-            except OSError as error:
-                if not self._warned:
-                    self._warned = True
-                    self._say(
-                        f"WARNING: cannot update the timeline {self._path}: {_files.describe(error)}; "
-                        "the run goes on, and it is written again at the end"
-                    )
+            data = self._page(now)
             took = time.monotonic() - started
+            self._writing = threading.Thread(target=self._write_during_run, args=(data,), daemon=True)
+            self._writing.start()
             self._next_write = time.monotonic() + max(MIN_INTERVAL, COST_FACTOR * took)
         return self._next_write
 
@@ -120,18 +129,26 @@ class TimelineObserver:
         if self._done or self._spans.began is None:
             return
         self._done = True
+        if self._writing is not None:
+            self._writing.join()
         try:
-            self._write(time.monotonic())
+            self._replace(self._page(time.monotonic()))
         except OSError as error:
             self._say(f"the timeline {self._path} was not written: {_files.describe(error)}")
             return
         self._say(f"timeline of the run: {self._path}")
 
-    def _write(self, now: float) -> None:
-        started = time.monotonic()
-        data = render(self._spans, self._history(), now).encode("utf-8")
+    def _page(self, now: float) -> bytes:
+        return render(self._spans, self._history(), now).encode("utf-8")
+
+    def _write_during_run(self, data: bytes) -> None:
+        try:
+            self._replace(data)
+        except Exception as error:  # a failed rewrite never ends the run; the last write tries again
+            self._trouble = _files.describe(error)
+
+    def _replace(self, data: bytes) -> None:
         _files.replace(self._path, data, new_file_mode=self._new_file_mode, make_directories=True)
-        self.last_cost = (time.monotonic() - started, len(data))
 
 
 def render(spans: Spans, history: History | None, now: float) -> str:
