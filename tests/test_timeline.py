@@ -456,3 +456,14 @@ def test_a_browser_draws_the_bars(ran: tuple[pytest.RunResult, Path, Path], tmp_
     # Bars of passed and failed tests, tens of pixels each (the legend has a few of each too).
     assert _count(rows, COLOURS["passed"]) > 1000
     assert _count(rows, COLOURS["failed"]) > 200
+
+
+def test_ini_paths_are_taken_from_the_rootdir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini("[pytest]\npexen_timeline = reports/run.html\npexen_trace = reports/run.json\n")
+    pytester.makepyfile(test_it="def test_it():\n    pass\n")
+    monkeypatch.chdir(pytester.mkdir("elsewhere"))
+    result = pytester.runpytest_subprocess("--pexen", "--pexen-state=off", str(pytester.path))
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "reports" / "run.html").is_file()
+    assert json.loads((pytester.path / "reports" / "run.json").read_text())["traceEvents"]
+    assert not (pytester.path / "elsewhere" / "reports").exists()
