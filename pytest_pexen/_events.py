@@ -130,7 +130,12 @@ Event = Union[
 
 
 class Observer(Protocol):
-    """What subscribes to a :class:`Bus`."""
+    """What subscribes to a :class:`Bus`.
+
+    One that sets ``listens = False`` gets no events, only ticks and the
+    close (it reads what another observer folded): the bus skips it when
+    publishing.
+    """
 
     def notice(self, event: Event) -> None:
         """One event of the run, in the order they happened."""
@@ -148,17 +153,21 @@ class Bus:
     def __init__(self, problem: Callable[[str], None]) -> None:
         self._problem = problem
         self._observers: list[Observer] = []
+        #: Those that take events.
+        self._listeners: list[Observer] = []
         #: Whether anyone listens: the run loop makes no event otherwise.
         self.on = False
         self._next_tick = float("inf")
 
     def subscribe(self, observer: Observer) -> None:
         self._observers.append(observer)
+        if getattr(observer, "listens", True):
+            self._listeners.append(observer)
         self.on = True
         self._next_tick = 0.0
 
     def publish(self, event: Event) -> None:
-        for observer in self._observers:
+        for observer in self._listeners:
             try:
                 observer.notice(event)
             except Exception:
@@ -193,7 +202,7 @@ class Bus:
 
     def close(self) -> None:
         """The session is over: every observer writes what it has left."""
-        observers, self._observers = self._observers, []
+        observers, self._observers, self._listeners = self._observers, [], []
         self.on = False
         for observer in observers:
             try:
@@ -209,6 +218,7 @@ class Bus:
             f"{traceback.format_exc()}"
         )
         self._observers = [other for other in self._observers if other is not observer]
+        self._listeners = [other for other in self._listeners if other is not observer]
         self.on = bool(self._observers)
         try:
             observer.close()

@@ -313,3 +313,19 @@ def test_without_observers_the_bus_is_off() -> None:
     assert not bus.on
     bus.subscribe(_Counting())
     assert bus.on
+
+
+class _Reading(_Counting):
+    listens = False
+
+
+def test_an_observer_that_does_not_listen_gets_ticks_and_the_close_but_no_events() -> None:
+    bus = ev.Bus(lambda text: None)
+    reading = _Reading()
+    ticks: list[float] = []
+    reading.tick = lambda now: ticks.append(now) or now + 1  # type: ignore[method-assign]
+    bus.subscribe(reading)
+    bus.publish(ev.Finished("t::a", "passed", 0.0))
+    bus.tick(5.0)
+    bus.close()
+    assert reading.seen == [] and ticks == [5.0] and reading.closed == 1

@@ -96,6 +96,8 @@ class Spans:
     why: str = ""
     _last_end: dict[str, float] = field(default_factory=dict)
     _history_added: bool = False
+    #: Counts what changes the picture (a test started, ended or was blocked).
+    changes: int = 0
     title = "pexen's record of the run for the timeline and trace"
 
     def span(self, nodeid: str) -> TestSpan:
@@ -129,6 +131,7 @@ class Spans:
             handler(event)
 
     def _finished(self, event: ev.Finished) -> None:
+        self.changes += 1
         test = self.tests.get(event.nodeid) or self.span(event.nodeid)
         test.end, test.outcome = event.at, event.outcome
         worker = test.worker
@@ -146,6 +149,7 @@ class Spans:
             test.worker, test.handed, test.start = worker, at, None
 
     def _started(self, event: ev.Started) -> None:
+        self.changes += 1
         test = self.span(event.nodeid)
         if test.end is None:
             test.start = event.at
@@ -159,6 +163,7 @@ class Spans:
             test.worker, test.handed, test.start = "", None, None
 
     def _blocked(self, event: ev.Blocked) -> None:
+        self.changes += 1
         test = self.span(event.nodeid)
         test.blocked, test.outcome = event.reason, "blocked"
 

@@ -81,6 +81,8 @@ class TimelineObserver:
     """
 
     title = "the --pexen-timeline writer"
+    #: It reads the shared record of the run (:class:`Spans`), which takes the events.
+    listens = False
 
     def __init__(
         self, path: str, spans: Spans, history: Callable[[], History | None], say: Callable[[str], None]
@@ -90,8 +92,9 @@ class TimelineObserver:
         self._history = history
         self._say = say
         self._new_file_mode = 0o666 & ~_files.umask()
-        self._dirty = False
-        self._next_write = 0.0
+        #: The record's count of changes at the last page made.
+        self._seen = 0
+        self._next_write: float | None = None
         self._done = False
         self._writing: threading.Thread | None = None
         #: What the last write during the run failed with (said once, in the run loop's thread).
@@ -99,12 +102,7 @@ class TimelineObserver:
         self._warned = False
 
     def notice(self, event: ev.Event) -> None:
-        kind = type(event)
-        if kind is ev.Finished or kind is ev.Blocked or kind is ev.Started:
-            self._dirty = True
-        elif kind is ev.RunBegan:
-            assert isinstance(event, ev.RunBegan)
-            self._next_write = event.at + MIN_INTERVAL
+        """Not called (``listens`` is False)."""
 
     def tick(self, now: float) -> float:
         if self._done or self._spans.began is None:
@@ -115,8 +113,11 @@ class TimelineObserver:
                 f"WARNING: cannot update the timeline {self._path}: {self._trouble}; "
                 "the run goes on, and it is written again at the end"
             )
-        if self._dirty and now >= self._next_write and not (self._writing and self._writing.is_alive()):
-            self._dirty = False
+        if self._next_write is None:
+            self._next_write = self._spans.began + MIN_INTERVAL
+        changes = self._spans.changes
+        if changes != self._seen and now >= self._next_write and not (self._writing and self._writing.is_alive()):
+            self._seen = changes
             started = time.monotonic()
             data = self._page(now)
             took = time.monotonic() - started

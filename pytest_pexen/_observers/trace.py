@@ -30,6 +30,8 @@ class TraceObserver:
     """Writes the trace file when the run is over."""
 
     title = "the --pexen-trace writer"
+    #: It reads the shared record of the run (:class:`Spans`), which takes the events.
+    listens = False
 
     def __init__(
         self, path: str, spans: Spans, history: Callable[[], History | None], say: Callable[[str], None]
@@ -42,7 +44,7 @@ class TraceObserver:
         self._written = False
 
     def notice(self, event: ev.Event) -> None:
-        """The shared :class:`Spans` fold the events; the file is made from them at the end."""
+        """Not called (``listens`` is False)."""
 
     def tick(self, now: float) -> float:
         return float("inf")
