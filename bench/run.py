@@ -5,7 +5,10 @@ a suite generated in a temporary directory:
 
 1. Trivial tests at each size of ``--sizes`` (default 2,000 and 20,000):
    plain pytest, ``pytest -n W`` (xdist) and ``pytest --pexen
-   --pexen-workers=W`` (at the first size also with ``--pexen-timeout=60``),
+   --pexen-workers=W`` (at the first size also with ``--pexen-timeout=60``,
+   with ``--pexen-state=off``, and with what watching a run turns on: the
+   status line and the timeline, or the heartbeat and the timeline; target
+   at most 1.03x pexen's total without them),
    each timed as a whole command and again with ``--collect-only``, whose
    difference is the run phase; and the peak RSS of the main pytest process,
    which the suite's conftest.py records. Rounds with the order rotated
@@ -120,6 +123,21 @@ def pexen_stateless_mode(workers: int) -> Mode:
     """pexen keeping no state file: what durable state costs is the difference."""
     base = pexen_mode(workers)
     return Mode(f"{base.name} --pexen-state=off", (*base.args, "--pexen-state=off"))
+
+
+def pexen_watched_modes(workers: int) -> list[Mode]:
+    """pexen with what a user watching the run turns on (issue 14): the live
+    status line and the HTML timeline (as on a terminal), and the heartbeat
+    every second and the timeline (as in a CI log, where no status line is
+    drawn). The status line is forced on: the bench's output is no terminal."""
+    base = pexen_mode(workers)
+    timeline = "--pexen-timeline=pexen-timeline.html"
+    terminal = ("--pexen-progress=on", timeline)
+    log = ("--pexen-progress=off", "--pexen-heartbeat=1", timeline)
+    return [
+        Mode(f"{base.name} +status line +timeline", (*base.args, *terminal)),
+        Mode(f"{base.name} +heartbeat 1s +timeline", (*base.args, *log)),
+    ]
 
 
 def pytest_env(pycache: Path) -> dict[str, str]:
@@ -406,6 +424,23 @@ def state_cost_target(result: SizeResult, workers: int) -> Target:
     return Target(f"{result.tests} tests: pexen with its state file / --pexen-state=off", kept / off, STATE_TARGET)
 
 
+#: What seeing the run (status line or heartbeat, and the timeline) may cost.
+WATCHING_TARGET = 1.03
+
+
+def watching_cost_targets(result: SizeResult, workers: int) -> list[Target]:
+    """Each watched mode's total over pexen's own, on the same suite in the same rounds."""
+    unwatched = result.modes[pexen_mode(workers).name].total
+    return [
+        Target(
+            f"{result.tests} tests: pexen {mode.name.split(' +', 1)[1].replace(' +', ' and ')} / without",
+            result.modes[mode.name].total / unwatched,
+            WATCHING_TARGET,
+        )
+        for mode in pexen_watched_modes(workers)
+    ]
+
+
 def print_watchdog_cost(result: SizeResult, workers: int) -> None:
     watched = result.modes[pexen_timeout_mode(workers).name].total
     unwatched = result.modes[pexen_mode(workers).name].total
@@ -425,7 +460,7 @@ def bench_throughput(
     for index, (tests, rounds) in enumerate(sizes):
         modes = [PLAIN, xdist_mode(workers), pexen_mode(workers)]
         if index == 0:
-            modes += [pexen_timeout_mode(workers), pexen_stateless_mode(workers)]
+            modes += [pexen_timeout_mode(workers), pexen_stateless_mode(workers), *pexen_watched_modes(workers)]
         print(
             f"\n  {tests} tests, {rounds} round{'s' if rounds != 1 else ''} after a warm-up "
             "round (each mode's --collect-only time in parentheses)"
@@ -434,7 +469,7 @@ def bench_throughput(
         print_size(result)
         if index == 0:
             print_watchdog_cost(result, workers)
-            print_targets([state_cost_target(result, workers)])
+            print_targets([state_cost_target(result, workers), *watching_cost_targets(result, workers)])
         measured = [t for t in size_targets([result], workers) if t.ratio is not None]
         if measured:
             print_targets(measured)
@@ -1234,6 +1269,7 @@ class Results:
         return [
             *size_targets(self.sizes, workers),
             *[state_cost_target(size, workers) for size in (self.sizes or ())[:1]],
+            *[t for size in (self.sizes or ())[:1] for t in watching_cost_targets(size, workers)],
             Target("DAG: makespan / lower bound", self.dag.ratio, BOUND_TARGET),
             Target("drill: makespan / lower bound", self.drill.ratio, BOUND_TARGET),
             *layout_targets(self.layouts, workers),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ._errors import PexenError
+from ._files import check_new_file
 from ._groups import parse_ini_lines, parse_workers
 from ._metadata import AFFINITY_CHOICES, MAX_TIMEOUT
 from ._state import DEFAULT_PATH
@@ -23,6 +24,10 @@ DEFAULT_AFFINITY = "class"
 #: The --pexen-state value that keeps no state.
 STATE_OFF = "off"
 DEFAULT_REBOOT_WAIT = 300.0
+#: --pexen-progress values.
+PROGRESS_CHOICES = ("auto", "on", "off")
+#: Seconds between heartbeat lines when nothing says otherwise.
+DEFAULT_HEARTBEAT = 60.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,13 @@ class Options:
     reboot_cmd: str | None = None
     #: Seconds to wait for the machine to go down after the reboot command returned.
     reboot_wait: float = DEFAULT_REBOOT_WAIT
+    #: The live status line: auto (on a terminal), on, off.
+    progress: str = "auto"
+    #: Seconds between heartbeat lines when no status line is drawn (None: none).
+    heartbeat: float | None = DEFAULT_HEARTBEAT
+    #: Absolute paths of the timeline (HTML) and the trace (JSON), if asked for.
+    timeline: str | None = None
+    trace: str | None = None
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -70,7 +82,21 @@ def read_options(config: pytest.Config) -> Options:
     if affinity is None:
         affinity = _choice(config.getini("pexen_affinity") or None, "ini pexen_affinity")
     reboot_wait = seconds(config.getoption("pexen_reboot_wait"), "--pexen-reboot-wait")
+    progress = config.getoption("pexen_progress")
+    source = "--pexen-progress"
+    if progress is None:
+        progress, source = config.getini("pexen_progress") or "auto", "ini pexen_progress"
+    if progress not in PROGRESS_CHOICES:
+        raise PexenError(f"{source} must be one of {', '.join(PROGRESS_CHOICES)}, got {progress!r}")
+    heartbeat = config.getoption("pexen_heartbeat")
+    source = "--pexen-heartbeat"
+    if heartbeat is None:
+        heartbeat, source = config.getini("pexen_heartbeat") or DEFAULT_HEARTBEAT, "ini pexen_heartbeat"
     return Options(
+        progress=progress,
+        heartbeat=_interval(heartbeat, source),
+        timeline=_report_path(config, "timeline", "timeline.html"),
+        trace=_report_path(config, "trace", "trace.json"),
         state=state_path(config),
         resume=config.getoption("pexen_resume"),
         resume_anyway=config.getoption("pexen_resume_anyway"),
@@ -98,6 +124,31 @@ def state_path(config: pytest.Config) -> Path | None:
     if ini:
         return None if ini == STATE_OFF else Path(config.rootpath, ini)
     return Path(config.rootpath, DEFAULT_PATH)
+
+
+def _interval(value: Any, source: str) -> float | None:
+    """Seconds between heartbeat lines: a number of seconds, 0 for none."""
+    try:
+        interval = float(value)
+    except (TypeError, ValueError, OverflowError):
+        interval = math.nan
+    if not (math.isfinite(interval) and 0 <= interval <= MAX_TIMEOUT):
+        raise PexenError(f"{source} must be a number of seconds (0 turns the heartbeat off), got {value!r}")
+    return interval or None
+
+
+def _report_path(config: pytest.Config, name: str, example: str) -> str | None:
+    """--pexen-NAME (from the current directory), else ini pexen_NAME (from the
+    rootdir), checked now: a path that cannot take the file is a usage error."""
+    given = config.getoption(f"pexen_{name}")
+    option, base = f"--pexen-{name}", config.invocation_params.dir
+    if given is None and config.getini(f"pexen_{name}"):
+        given, option, base = config.getini(f"pexen_{name}"), f"ini pexen_{name}", config.rootpath
+    if given is None:
+        return None
+    if not given.strip():
+        raise PexenError(f"{option} needs the path of a file, e.g. {example}")
+    return check_new_file(option, given, example, str(base))
 
 
 def _breakpoints(patterns: list[str]) -> list[str]:

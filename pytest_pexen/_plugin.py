@@ -27,6 +27,8 @@ _PEXEN_ONLY = (
     ("--pexen-resume-anyway", "pexen_resume_anyway"),
     ("--pexen-break", "pexen_break"),
     ("--pexen-reboot-cmd", "pexen_reboot_cmd"),
+    ("--pexen-timeline", "pexen_timeline"),
+    ("--pexen-trace", "pexen_trace"),
 )
 #: --pexen-xunit-flavor choices (see :mod:`._xunit`).
 FLAVORS = ("junit10", "rich")
@@ -150,11 +152,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how long to wait for the machine to go down once the reboot command "
         "returned, before the run ends saying it did not (default: 300)",
     )
+    group.addoption(
+        "--pexen-progress",
+        choices=("auto", "on", "off"),
+        default=None,
+        help="a live status line under pytest's output: what runs, for how long, what "
+        "waits, the ETA (auto, the default: on a terminal, not with -qq; default: ini pexen_progress)",
+    )
+    group.addoption(
+        "--pexen-heartbeat",
+        metavar="SECONDS",
+        default=None,
+        help="where no status line is drawn (CI logs), a line every SECONDS saying what "
+        "runs and for how long (default: ini pexen_heartbeat, else 60; 0: none)",
+    )
+    group.addoption(
+        "--pexen-timeline",
+        metavar="PATH.html",
+        default=None,
+        help="write the run as a self-contained HTML timeline, kept current during the run "
+        "(default: ini pexen_timeline)",
+    )
+    group.addoption(
+        "--pexen-trace",
+        metavar="PATH.json",
+        default=None,
+        help="write the run as a Chrome trace (JSON) that Perfetto opens (default: ini pexen_trace)",
+    )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
     parser.addini("pexen_state", "path of the state file (as --pexen-state)", default="")
     parser.addini("pexen_reboot_cmd", "shell command that reboots the machine (as --pexen-reboot-cmd)", default="")
     parser.addini("pexen_xunit", "path of the JUnit XML file, relative to the rootdir (as --pexen-xunit)", default="")
     parser.addini("pexen_timeout", "time limit of each test in seconds, for --pexen", default="")
+    parser.addini("pexen_progress", "the live status line: auto, on or off (as --pexen-progress)", default="")
+    parser.addini("pexen_heartbeat", "seconds between heartbeat lines, 0 for none (as --pexen-heartbeat)", default="")
+    parser.addini("pexen_timeline", "path of the HTML timeline, relative to the rootdir (as --pexen-timeline)", default="")
+    parser.addini("pexen_trace", "path of the Chrome trace, relative to the rootdir (as --pexen-trace)", default="")
     parser.addini("pexen_affinity", "keep tests together on one worker: none, class or file", default="")
     _sources.add_ini(parser)
     parser.addini(

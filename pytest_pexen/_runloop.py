@@ -5,7 +5,9 @@ Policy lives in the planner (which test next) and mechanism in the pool
 reporting, and keeps the watchdog's clock. It also decides how far ahead to
 feed each worker: short tests are sent in batches so that no worker idles
 while the controller answers, long tests one at a time so that no test waits
-behind another on a busy worker while a free one could take it.
+behind another on a busy worker while a free one could take it. What
+happens is published once on a bus (:mod:`._events`) for whoever observes
+the run; the loop knows none of them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pytest
 
 from ._errors import PexenError
+from . import _events as ev
 from ._data import Inputs
 from ._planner import PASSING_OUTCOMES, Planner, State
 from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
@@ -81,13 +84,15 @@ class RunLoop:
         breakpoints: Mapping[str, str] | None = None,
         crash_on_resume: frozenset[str] = frozenset(),
         growth: Growth | None = None,
+        bus: ev.Bus | None = None,
     ) -> None:
         """*recorder* keeps the state file (None: no state); *saved* is what a
         resumed run found there. *breakpoints*: the pattern of --pexen-break
         that each matching node id matched. *crash_on_resume*: node ids whose
         on_resume is "crash", when there is a state file (they start alone).
         *growth* adds the tests that ``pytest_pexen_task_finished`` returns
-        (to *items* and the planner) when a test ends."""
+        (to *items* and the planner) when a test ends. *bus*: where the run's
+        events are published (see :mod:`._events`)."""
         self._session = session
         self._items = items
         self._index = {item.nodeid: index for index, item in enumerate(items)}
@@ -143,6 +148,7 @@ class RunLoop:
         self._inputs = Inputs()
         #: The planner was told to stop waiting, and nothing was handed out since.
         self._stopped_waiting = False
+        self._bus = bus if bus is not None else ev.Bus(self._reporter.problem)
 
     # -- the whole run --------------------------------------------------------
 
@@ -159,9 +165,14 @@ class RunLoop:
         for signum in ENDING_SIGNALS:
             signal.signal(signum, self._on_ending_signal)
         self._terminal = HeldTerminal(self._session.config)
+        bus = self._bus
+        if bus.on:
+            bus.publish(ev.RunBegan(time.monotonic(), time.time()))
         try:
             self._report_blocked()
             while not self._must_stop() and (group := self._planner.next_group()) is not None:
+                if bus.on:
+                    bus.publish(ev.GroupBegan(group, time.monotonic()))
                 self._run_group(self._make_pool(group))
             why = self._ending or self.stopped_because or self._interrupted_because()
             if why is not None and self.paused_because is None:
@@ -175,6 +186,9 @@ class RunLoop:
             if not self.ran_to_the_end:
                 self._state_write(lambda: self._recorder.end(finished=False, reason=self.paused_because or why or ""))
         finally:
+            if bus.on:
+                why = self.paused_because or self.stopped_because or self._ending or self._interrupted_because()
+                bus.publish(ev.RunEnded(why or "", time.monotonic()))
             self._terminal.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -250,7 +264,9 @@ class RunLoop:
             if not stopping and not any(assigned.values()) and not self._must_stop():
                 self._check_not_stalled()
             self._track_starts(assigned)
-            self._terminal.release_if_due(time.monotonic())
+            now = time.monotonic()
+            self._bus.tick(now)
+            self._terminal.release_if_due(now)
             if not stopping:
                 self._nap_while_busy(assigned)
             for event in pool.wait(self._wait_time(assigned)):
@@ -311,6 +327,8 @@ class RunLoop:
             indices = self._take(wanted, worker, len(queue))
             if indices:
                 self._recorder.started(self._items, indices, worker)
+                if self._bus.on:
+                    self._bus.publish(ev.Handed(worker, tuple(self._items[i].nodeid for i in indices), now))
                 assignments.append((worker, indices, self._inputs_of(indices)))
                 self._stopped_waiting = False
         return assignments
@@ -419,6 +437,8 @@ class RunLoop:
         for index in indices:
             self._planner.give_back(self._items[index].nodeid)
         self._recorder.unstarted(self._items, indices)
+        if indices and self._bus.on:
+            self._bus.publish(ev.GivenBack(tuple(self._items[i].nodeid for i in indices), time.monotonic()))
 
     # -- the watchdog -------------------------------------------------------------
 
@@ -441,6 +461,8 @@ class RunLoop:
                 self._watchdog.ended(worker)
             if head is not None:
                 self._watchdog.started(worker, head, now, self._limits.timeouts.get(head))
+                if self._bus.on:
+                    self._bus.publish(ev.Started(worker, self._items[head].nodeid, now))
 
     def _wait_time(self, assigned: Mapping[str, Sequence[int]]) -> float | None:
         deadlines = [self._watchdog.next_deadline(), self._session_deadline, self._take_back_due(assigned)]
@@ -503,6 +525,8 @@ class RunLoop:
         else:
             assert isinstance(event, Gone), event
             self._planner.release_lane(event.worker)
+            if self._bus.on:
+                self._bus.publish(ev.WorkerLeft(event.worker, "stopped", time.monotonic()))
 
     def _finished(self, event: Finished, pool: Pool) -> None:
         item = self._items[event.index]
@@ -553,6 +577,9 @@ class RunLoop:
 
     def _lost(self, event: Lost) -> None:
         self._planner.release_lane(event.worker)
+        if self._bus.on:
+            why = "ended" if event.ended else exit_description(event.exitcode)
+            self._bus.publish(ev.WorkerLeft(event.worker, why, time.monotonic()))
         running = self._watchdog.ended(event.worker)
         self._give_back(event.queued)
         if event.worker in self.rebooting:
@@ -608,6 +635,9 @@ class RunLoop:
         if errors and not replay and outcome in PASSING_OUTCOMES:
             outcome = "error"
         self._planner.done(item.nodeid, outcome)
+        if self._bus.on:
+            event = ev.Replayed if replay else ev.Finished
+            self._bus.publish(event(item.nodeid, outcome, time.monotonic()))
         if data is not None and outcome in PASSING_OUTCOMES:
             self._inputs.provided(self._planner.task(item.nodeid).provides, index, data)
         if replay:
@@ -631,6 +661,9 @@ class RunLoop:
             self._index[self._items[index].nodeid] = index
         if indices:
             self._recorder.added(self._items, indices)
+            if self._bus.on:
+                tasks = tuple(self._planner.task(self._items[index].nodeid) for index in indices)
+                self._bus.publish(ev.Added(tasks, time.monotonic()))
         return [self._reporter.hook_failed(item, problem) for problem in problems]
 
     def _commit(self) -> None:
@@ -688,4 +721,6 @@ class RunLoop:
             for task_id, reason in blocked:
                 item = self._items[self._index[task_id]]
                 reports = self._reporter.blocked(item, reason)
+                if self._bus.on:
+                    self._bus.publish(ev.Blocked(task_id, reason, time.monotonic()))
                 self._grow(item, reports, "blocked", None)

@@ -11,14 +11,16 @@ import fnmatch
 import functools
 import gc
 import sys
+import time
 import uuid
-from typing import Any, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Mapping, Sequence
 
 import pytest
 
 from . import _api, _summary
 from ._errors import PexenError, PlanError
 from ._defaults import ConftestDefaults
+from ._events import Bus
 from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
 from ._metadata import Meta
 from ._options import Options
@@ -32,6 +34,9 @@ from ._resume import PAUSED, SessionState
 from ._state import StateError
 from ._sources import added
 from ._worker import Retry, WorkerSetup, run_in_thread, run_worker
+
+if TYPE_CHECKING:
+    from ._observers.spans import History
 
 DURATIONS_KEY = "pexen/durations"
 
@@ -70,6 +75,10 @@ class PexenSession:
         #: The line that says what pexen does in this run (None: nothing selected).
         self._header: str | None = None
         self._state = SessionState(config, options)
+        #: The run's events, for the observers the options ask for (see _observers).
+        self._bus = Bus(functools.partial(say, config, red=True))
+        #: When this session's run began (epoch seconds): earlier sessions' tests ended before.
+        self._began: float | None = None
         # Where reboot() cannot ask for a reboot: the controller's own threads.
         _api.set_rebooter("pytest_pexen.reboot() works in tests of a process pool, not of a thread pool")
         cache = getattr(config, "cache", None)
@@ -125,9 +134,15 @@ class PexenSession:
             for tag in task.provides:
                 if tag not in provided:
                     absent.setdefault(tag, f"provided by {task.id} which was not selected")
+        if not self._config.option.collectonly:
+            self._observe(selected)
         try:
             self._planner = Planner(
-                [*selected, *standby], absent=absent, durations=self._durations, group_order=list(self._groups)
+                [*selected, *standby],
+                absent=absent,
+                durations=self._durations,
+                group_order=list(self._groups),
+                on_change=self._bus.ready_listener(frozenset(task.id for task in [*selected, *standby] if task.locks)),
             )
         except PlanError as error:
             hints = defaults.scopes.hints(selected, absent)
@@ -164,6 +179,34 @@ class PexenSession:
         """A test added during the run is the run's item at *index* from now on."""
         self._limits_of(index, item, self._added_metas.pop(item.nodeid))
         item.session.testscollected += 1
+
+    def _observe(self, tasks: Sequence[Task]) -> None:
+        """Subscribe the observers the options ask for (progress, heartbeat, timeline, trace)."""
+        from ._observers import subscribe
+
+        self._bus.close()  # a second collection in one session starts over
+        sizes: dict[str, int] = {}
+        for task in tasks:
+            sizes[task.group] = sizes.get(task.group, 0) + 1
+        workers = {group: max(1, min(self._groups[group].workers, size)) for group, size in sizes.items()}
+        subscribe(self._bus, self._config, self._options, tasks, self._durations, workers, self._history)
+
+    def _history(self) -> History | None:
+        """What a resumed run's earlier sessions did, from the state file (None: not resumed)."""
+        from ._observers.spans import History
+
+        run, store = self._state.resumed, self._state.store
+        if run is None or store is None or self._began is None:
+            return None
+        began = self._began
+        tests = tuple(
+            (r.nodeid, r.started, r.ended, r.worker or "", r.outcome or "")
+            for r in store.records(run.run_id).values()
+            if r.status == "done" and r.started is not None and r.ended is not None and r.ended < began
+        )
+        # The newest resume noted is this session's own (the picture marks it anyway).
+        earlier_resumes = store.resumed_at(run.run_id)[:-1]
+        return History(sessions=(run.started, *earlier_resumes), tests=tests)
 
     def _configured_groups(self) -> dict[str, GroupSpec]:
         """Groups from ini ``pexen_groups`` and ``pytest_pexen_groups`` hooks."""
@@ -277,6 +320,7 @@ class PexenSession:
         except StateError as error:
             sys.stderr.write(f"pexen: the run could not be marked finished in the state file: {error}\n")
         finally:
+            self._bus.close()
             self._state.close()
 
     # -- running ------------------------------------------------------------
@@ -311,6 +355,7 @@ class PexenSession:
             try:
                 loop.run()
             finally:
+                self._bus.close()
                 self._save_durations(loop.durations)
         finally:
             gc.unfreeze()
@@ -336,6 +381,7 @@ class PexenSession:
             _api.attempts_before = dict(saved.attempts) if saved else {}
         if self._state.resume_note is not None:
             say(self._config, self._state.resume_note)
+        self._began = time.time()
         growth = added.Growth(
             session.config, self._planner, session.items, self._added_task, self._register_added, self._growth_limit
         )
@@ -352,6 +398,7 @@ class PexenSession:
             # Without a state file nothing is resumed, and nothing need start alone.
             crash_on_resume=self._crash_on_resume if self._state.store is not None else frozenset(),
             growth=growth,
+            bus=self._bus,
         )
 
     def _pause_if_asked(self, loop: RunLoop) -> None:

@@ -18,6 +18,8 @@ never touched.
     created; a file is refused in another rootdir) and who holds it now,
     written at every open: ``owner_pid``, ``owner_host``, ``owner_started``
     (epoch seconds), so that a run refused by the lock can say by whom.
+    ``resumed:N``: when run N was resumed, a JSON list of epoch seconds
+    (for the timeline; a file without it is read as never noted).
 ``runs``
     One row per run: ``id``; ``started`` (epoch seconds), ``pid``, ``host``,
     ``rootdir``; ``args`` (JSON list: the command line) and ``settings`` (JSON
@@ -111,6 +113,8 @@ _EFFECTIVE_IDS = os.access in os.supports_effective_ids
 _BUSY_TIMEOUT = 10.0
 #: In-flight tests the status display names per run; it counts the rest.
 _IN_FLIGHT_SHOWN = 5
+#: Key prefix in the store table: when run N was resumed, "resumed:N" -> JSON list of epoch seconds.
+_RESUMED_KEY = "resumed:"
 #: Outcomes in the order the status display lists them; others follow by name.
 _OUTCOME_ORDER = ("passed", "failed", "error", "crashed", "skipped", "xfailed", "xpassed")
 
@@ -374,13 +378,19 @@ class StateStore:
             _insert_tests(connection, run_id, nodeids, first_position=0 if last is None else last + 1)
 
     def resume_run(self, run_id: int) -> None:
-        """Mark an unfinished run as running again, and count the resume."""
-        self._set_run(
-            run_id,
-            "UPDATE runs SET status = 'running', reason = '', resumes = resumes + 1"
-            " WHERE status != 'finished' AND id = ?",
-            missing="no unfinished run",
-        )
+        """Mark an unfinished run as running again, count the resume, and note when it was."""
+        with self._transaction() as connection:
+            changed = connection.execute(
+                "UPDATE runs SET status = 'running', reason = '', resumes = resumes + 1"
+                " WHERE status != 'finished' AND id = ?",
+                (run_id,),
+            ).rowcount
+            if changed != 1:
+                raise KeyError(f"no unfinished run {run_id} in {self.path}")
+            key = f"{_RESUMED_KEY}{run_id}"
+            row = connection.execute("SELECT value FROM store WHERE key = ?", (key,)).fetchone()
+            times = [*_times(row[0] if row else "[]"), time.time()]
+            connection.execute("INSERT OR REPLACE INTO store (key, value) VALUES (?, ?)", (key, json.dumps(times)))
 
     def finish_run(self, run_id: int, status: str, reason: str = "") -> None:
         """End a run: *status* "finished", or "paused" (for a resume) with a *reason*."""
@@ -447,6 +457,12 @@ class StateStore:
         """Every test of the run by node id, in collection order."""
         rows = self._query(f"SELECT {_TEST_COLUMNS} FROM tests WHERE run = ? ORDER BY position", run_id)
         return {row[0]: TestRecord(*row) for row in rows}
+
+    def resumed_at(self, run_id: int) -> list[float]:
+        """When the run was resumed (epoch seconds), oldest first; files
+        written before these were noted give none."""
+        row = self._query("SELECT value FROM store WHERE key = ?", f"{_RESUMED_KEY}{run_id}")
+        return _times(row[0][0]) if row else []
 
     def durations(self, run_id: int) -> dict[str, float]:
         """Seconds each done test of the run took, by node id."""
@@ -963,6 +979,19 @@ def _forget_old_runs(connection: sqlite3.Connection) -> None:
     old = "SELECT id FROM runs ORDER BY id DESC LIMIT -1 OFFSET ?"
     connection.execute(f"DELETE FROM tests WHERE run IN ({old})", (KEPT_RUNS,))
     connection.execute(f"DELETE FROM runs WHERE id IN ({old})", (KEPT_RUNS,))
+    connection.execute(
+        "DELETE FROM store WHERE key LIKE ? AND CAST(substr(key, ?) AS INTEGER) NOT IN (SELECT id FROM runs)",
+        (f"{_RESUMED_KEY}%", len(_RESUMED_KEY) + 1),
+    )
+
+
+def _times(text: str) -> list[float]:
+    """A JSON list of epoch seconds, as kept under a ``resumed:`` key (anything else: none)."""
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return []
+    return [float(v) for v in values if isinstance(v, (int, float))] if isinstance(values, list) else []
 
 
 def _insert_tests(connection: sqlite3.Connection, run_id: int, nodeids: Sequence[str], first_position: int) -> None:

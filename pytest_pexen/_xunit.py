@@ -45,8 +45,13 @@ from xml.sax.saxutils import escape
 import junit_xml
 import pytest
 
-from . import _api
+from . import _api, _files
 from ._errors import PexenError
+from ._files import create_temporary as _create_temporary
+from ._files import describe as _describe
+from ._files import refusal as _refusal
+from ._files import umask as _umask
+from ._files import write_all as _write_all
 from ._plugin import XUNIT_PLUGIN
 #: Rewrites during the run are at least this many seconds apart ...
 MIN_INTERVAL = 1.0
@@ -627,43 +632,8 @@ class XunitWriter:
         self._replace("".join(pieces).encode("utf-8"), make_directories=when != "during")
 
     def _replace(self, data: bytes, *, make_directories: bool) -> None:
-        """Atomically: a temporary file next to the real one, fsync, rename over it.
-
-        A symbolic link stays a link: its target is replaced. An existing
-        file keeps its mode, and its owner and group where we may set them.
-        """
-        target = os.path.realpath(self._path)
-        directory, name = os.path.split(target)
-        if make_directories:
-            try:
-                os.makedirs(directory, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory) from None
-        try:
-            existing: os.stat_result | None = os.stat(target)
-        except FileNotFoundError:
-            existing = None
-        try:
-            descriptor, temporary = _create_temporary(directory, name)
-        except OSError as error:  # named after the directory, not our temporary file
-            raise OSError(error.errno, error.strerror, directory) from None
-        try:
-            _write_all(descriptor, data)
-            if existing is not None:
-                _take_owner(descriptor, existing)
-            os.fchmod(descriptor, stat.S_IMODE(existing.st_mode) if existing else self._new_file_mode)
-            os.fsync(descriptor)
-            os.close(descriptor)
-            descriptor = -1
-            os.replace(temporary, target)
-        except BaseException:
-            if descriptor >= 0:
-                os.close(descriptor)
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+        """Atomically replace the file (see :func:`._files.replace`)."""
+        _files.replace(self._path, data, new_file_mode=self._new_file_mode, make_directories=make_directories)
 
     def _write_through(self, data: bytes) -> None:
         """Write into a FIFO or device in place: wait for a reader, never forever.
@@ -829,33 +799,6 @@ def _written_through(mode: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
-def _refusal(mode: int, path: str) -> str:
-    """Why the file at *path*, of this *mode*, cannot take the report ("": it can)."""
-    if stat.S_ISDIR(mode):
-        example = os.path.join(path, "report.xml")
-        return f"{path} is a directory; give the path of a file, e.g. {example}"
-    if stat.S_ISBLK(mode):
-        return f"{path} is a block device, which the report would overwrite; give the path of a file"
-    if stat.S_ISSOCK(mode):
-        return f"{path} is a socket, which cannot be opened as a file; give the path of a file"
-    return ""
-
-
-def _create_temporary(directory: str, name: str) -> tuple[int, str]:
-    """A new file, mode 0600, next to *name*: hidden, and named after us and it.
-
-    Not :mod:`tempfile`: this may run in a thread while the controller forks
-    workers, and a lock held here must be no lock a worker could need.
-    """
-    for attempt in range(100):
-        path = os.path.join(directory, f".{name}.pexen-{os.getpid()}-{attempt}.tmp")
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary name", os.path.join(directory, f".{name}.pexen-*"))
-
-
 def _own_descriptor(path: str) -> int | None:
     """The descriptor of this process that *path* names (/dev/stdout: 1), if it names one."""
     match = _STANDARD_STREAM.fullmatch(path)
@@ -865,42 +808,3 @@ def _own_descriptor(path: str) -> int | None:
         return 1 if match["name"] == "stdout" else 2
     return int(match["fd"])
 
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(descriptor, view):]
-
-
-def _take_owner(descriptor: int, existing: os.stat_result) -> None:
-    """Give the new file the owner and group of the one it replaces, where allowed."""
-    ours = os.fstat(descriptor)
-    if (ours.st_uid, ours.st_gid) == (existing.st_uid, existing.st_gid):
-        return
-    for uid in (existing.st_uid, -1):
-        try:
-            os.fchown(descriptor, uid, existing.st_gid)
-            return
-        except OSError:
-            continue
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the system allows."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        where = f": {error.filename}" if error.filename else ""
-        return f"{error.strerror}{where}"
-    return str(error) or type(error).__name__
