@@ -92,22 +92,7 @@ def check_new_file(option: str, given: str, example: str, base: str = ".") -> st
     if status is not None and not stat.S_ISREG(status.st_mode):
         why = refusal(status.st_mode, given, example) or f"{given} is not a regular file; give the path of a file"
         raise pytest.UsageError(f"{option}: {why}")
-    directory = os.path.dirname(os.path.realpath(path))
-    while not os.path.lexists(directory):
-        directory = os.path.dirname(directory)
-    if not os.path.isdir(directory):
-        raise pytest.UsageError(
-            f"{option}: cannot create {given}: {directory} is not a directory; give a path in a directory"
-        )
-    try:
-        descriptor, probe = create_temporary(directory, os.path.basename(path))
-        os.close(descriptor)
-        os.unlink(probe)
-    except OSError as error:
-        raise pytest.UsageError(
-            f"{option}: cannot create {given}: creating a file in {directory} failed "
-            f"({error.strerror}); give a path in a writable directory"
-        ) from None
+    check_directory(option, given, path)
     return path
 
 
@@ -165,3 +150,25 @@ def describe(error: BaseException) -> str:
         where = f": {error.filename}" if error.filename else ""
         return f"{error.strerror}{where}"
     return str(error) or type(error).__name__
+
+
+def check_directory(option: str, given: str, path: str) -> None:
+    """Raise :class:`pytest.UsageError` unless a file can be made where *path*
+    goes (its nearest existing directory). Leaves nothing behind: to find
+    out for real, a file is made there and removed."""
+    directory = os.path.dirname(os.path.realpath(path))
+    while not os.path.lexists(directory):
+        directory = os.path.dirname(directory)
+    if not os.path.isdir(directory):
+        raise pytest.UsageError(
+            f"{option}: cannot create {given}: {directory} is not a directory; give a path in a directory"
+        )
+    try:
+        descriptor, probe = create_temporary(directory, os.path.basename(path))
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        raise pytest.UsageError(
+            f"{option}: cannot create {given}: creating a file in {directory} failed "
+            f"({error.strerror}); give a path in a writable directory"
+        ) from None

@@ -47,7 +47,6 @@ import pytest
 
 from . import _api, _files
 from ._errors import PexenError
-from ._files import create_temporary as _create_temporary
 from ._files import describe as _describe
 from ._files import refusal as _refusal
 from ._files import umask as _umask
@@ -775,23 +774,7 @@ def _check_target(given: str, path: str) -> bool:
             raise pytest.UsageError(f"--pexen-xunit: {refusal}")
         if _written_through(status.st_mode):
             return True
-    directory = os.path.dirname(os.path.realpath(path))
-    while not os.path.lexists(directory):
-        directory = os.path.dirname(directory)
-    if not os.path.isdir(directory):
-        raise pytest.UsageError(
-            f"--pexen-xunit: cannot create {given}: {directory} is not a directory; "
-            "give a path in a directory"
-        )
-    try:
-        descriptor, probe = _create_temporary(directory, os.path.basename(path))
-        os.close(descriptor)
-        os.unlink(probe)
-    except OSError as error:
-        raise pytest.UsageError(
-            f"--pexen-xunit: cannot create {given}: creating a file in {directory} failed "
-            f"({error.strerror}); give a path in a writable directory"
-        ) from None
+    _files.check_directory("--pexen-xunit", given, path)
     return False
 
 
