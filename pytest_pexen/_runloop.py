@@ -21,7 +21,7 @@ import pytest
 
 from ._errors import PexenError
 from ._planner import Planner, State
-from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
+from ._pools import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
 from ._record import NoRecorder, Recorder, Saved, break_reason, load_payload
 from ._reporting import Reporter, busy_of, duration_of, outcome_of
 from ._state import StateError

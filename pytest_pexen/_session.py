@@ -25,11 +25,11 @@ from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_s
 from ._metadata import LOCAL_TAGS, Meta, check_fields, check_local_tags, merge
 from ._options import Options
 from ._planner import Planner, Task, pull_in
-from ._pool import Pool
-from ._process_pool import ProcessPool
+from ._pools import Pool
+from ._pools.process import ProcessPool
+from ._pools.thread import ThreadPool
 from ._reporting import PEXEN_FAILURES, say
 from ._runloop import Limits, RunLoop
-from ._thread_pool import ThreadPool
 from ._resume import PAUSED, SessionState
 from ._scopes import TagScopes
 from ._state import StateError

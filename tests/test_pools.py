@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from pytest_pexen._pool import Finished, Lost
-from pytest_pexen._thread_pool import ThreadPool
+from pytest_pexen._pools import Finished, Lost
+from pytest_pexen._pools.thread import ThreadPool
 
 
 def wait_for_events(pool: ThreadPool, count: int) -> list[object]:

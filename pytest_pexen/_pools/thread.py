@@ -21,9 +21,9 @@ import traceback
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from ._pool import Dropped, Event, Finished, Gone, Lost
-from ._processes import end_commands_of
-from ._watchdog import KILL_GRACE
+from .._processes import end_commands_of
+from .._watchdog import KILL_GRACE
+from . import Dropped, Event, Finished, Gone, Lost
 
 TaskRunner = Callable[[int], Any]
 

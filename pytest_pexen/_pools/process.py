@@ -32,12 +32,12 @@ from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 import psutil
 
-from . import _worker_state
-from ._channel import Channel
-from ._errors import PexenError, Timeout
-from ._pool import Dropped, Event, Finished, Gone, Late, Lost, Reboot, Stray, WorkerOutput, exit_description
-from ._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
-from ._watchdog import KILL_GRACE
+from .. import _worker_state
+from .._channel import Channel
+from .._errors import PexenError, Timeout
+from .._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
+from .._watchdog import KILL_GRACE
+from . import Dropped, Event, Finished, Gone, Late, Lost, Reboot, Stray, WorkerOutput, exit_description
 
 WorkerTarget = Callable[[Channel], None]
 
