@@ -89,16 +89,21 @@ class ProcessPool:
         target: WorkerTarget,
         scratch_parent: str | None = None,
         worker_signals: Mapping[int, Any] | None = None,
+        name_prefix: str = "",
     ) -> None:
         """*scratch_parent*: where the pool keeps its small files (default: the system's
         temp dir). *worker_signals*: signal handlers the workers run with, in place
-        of those the controller set up for itself."""
+        of those the controller set up for itself. *name_prefix*: starts every worker's
+        name, to keep names unique in a run whose pools live in several processes."""
         if not hasattr(os, "fork"):
             raise PexenError(
                 "the process pool needs os.fork(), which this platform lacks; "
                 "pytest-pexen runs on Linux and other POSIX systems"
             )
         self._target = target
+        self._name_prefix = name_prefix
+        #: What wait() also wakes on; closed in workers, like the channels.
+        self._wake: list[Any] = []
         self._worker_signals = dict(worker_signals or {})
         self._workers: dict[str, _Worker] = {}
         self._selector = selectors.DefaultSelector()
@@ -117,7 +122,7 @@ class ProcessPool:
             self._spawn()
 
     def _spawn(self) -> None:
-        name = f"gw{next(_numbers)}"
+        name = f"{self._name_prefix}gw{next(_numbers)}"
         self._spawned += 1
         ours, theirs = Channel.pair()
         for stream in (sys.stdout, sys.stderr):
@@ -138,6 +143,8 @@ class ProcessPool:
                 if other.pidfd is not None:
                     os.close(other.pidfd)
             self._selector.close()
+            for fileobj in self._wake:
+                fileobj.close()
             os.close(self._stray_read)
             self._guardian.close_in_child()
             _become_shim(token)
@@ -158,6 +165,15 @@ class ProcessPool:
         self._selector.register(ours, selectors.EVENT_READ, (worker, "channel"))
         if pidfd is not None:
             self._selector.register(pidfd, selectors.EVENT_READ, (worker, "exit"))
+
+    def wake_on(self, fileobj: Any) -> None:
+        """Let :meth:`wait` also return, with what it has, when *fileobj* is readable.
+
+        For a pool driven by messages from elsewhere (a Dask worker's relay):
+        its owner waits on both at once.
+        """
+        self._selector.register(fileobj, selectors.EVENT_READ, (None, "wake"))
+        self._wake.append(fileobj)
 
     def assigned(self) -> dict[str, Sequence[int]]:
         """Each worker's tasks, the running one (if any) first (read-only)."""
@@ -193,6 +209,8 @@ class ProcessPool:
         exited: list[_Worker] = []
         for key, _ in self._selector.select(timeout):
             worker, what = key.data
+            if what == "wake":
+                continue
             if what == "stray":
                 self._read_strays()
             elif what == "channel":
