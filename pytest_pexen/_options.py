@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ._errors import PexenError
-from ._groups import parse_ini_lines, parse_workers
+from ._groups import parse_ini_lines, parse_workers, require_dask
 from ._metadata import AFFINITY_CHOICES, MAX_TIMEOUT
 from ._state import DEFAULT_PATH
 
@@ -49,6 +49,9 @@ class Options:
     reboot_cmd: str | None = None
     #: Seconds to wait for the machine to go down after the reboot command returned.
     reboot_wait: float = DEFAULT_REBOOT_WAIT
+    #: The Dask scheduler of pool=dask groups without an address of their own
+    #: (None: a local cluster started for the run).
+    dask: str | None = None
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -65,7 +68,7 @@ def read_options(config: pytest.Config) -> Options:
     if timeout is None:
         timeout = seconds(config.getini("pexen_timeout") or None, "ini pexen_timeout")
     # The ini groups are checked here too; hooks may add groups after collection.
-    parse_ini_lines(config.getini("pexen_groups"), workers)
+    require_dask(parse_ini_lines(config.getini("pexen_groups"), workers), "ini pexen_groups")
     affinity = _choice(config.getoption("pexen_affinity"), "--pexen-affinity")
     if affinity is None:
         affinity = _choice(config.getini("pexen_affinity") or None, "ini pexen_affinity")
@@ -83,7 +86,21 @@ def read_options(config: pytest.Config) -> Options:
         timeout=timeout,
         session_timeout=seconds(config.getoption("pexen_session_timeout"), "--pexen-session-timeout"),
         max_crashes=max_crashes,
+        dask=_dask_address(config),
     )
+
+
+def _dask_address(config: pytest.Config) -> str | None:
+    """--pexen-dask, else ini pexen_dask; None if neither is given."""
+    given = config.getoption("pexen_dask")
+    source = "--pexen-dask"
+    if given is None:
+        given, source = config.getini("pexen_dask") or None, "ini pexen_dask"
+    if given is None:
+        return None
+    if not given.strip() or any(c.isspace() for c in given.strip()):
+        raise PexenError(f"{source} must be a Dask scheduler's address such as tcp://host:8786, got {given!r}")
+    return given.strip()
 
 
 def state_path(config: pytest.Config) -> Path | None:

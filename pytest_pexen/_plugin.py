@@ -20,12 +20,16 @@ from ._errors import PexenError
 
 #: Name under which the xUnit writer is registered (workers unregister it).
 XUNIT_PLUGIN = "pexen-xunit"
+#: True in a process that collects for a Dask worker (see :mod:`._pools.dask_host`):
+#: it collects as the controller does, and the controller plans and runs.
+dask_host = False
 #: Options that mean nothing without --pexen: (option, dest).
 _PEXEN_ONLY = (
     ("--pexen-resume", "pexen_resume"),
     ("--pexen-resume-anyway", "pexen_resume_anyway"),
     ("--pexen-break", "pexen_break"),
     ("--pexen-reboot-cmd", "pexen_reboot_cmd"),
+    ("--pexen-dask", "pexen_dask"),
 )
 #: --pexen-xunit-flavor choices (see :mod:`._xunit`).
 FLAVORS = ("junit10", "rich")
@@ -149,7 +153,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how long to wait for the machine to go down once the reboot command "
         "returned, before the run ends saying it did not (default: 300)",
     )
+    group.addoption(
+        "--pexen-dask",
+        metavar="ADDRESS",
+        default=None,
+        help="the Dask scheduler (tcp://host:8786) that groups with pool=dask and no "
+        "address= of their own run on (default: ini pexen_dask, else a local cluster "
+        "started for the run); needs pytest-pexen[dask]",
+    )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
+    parser.addini("pexen_dask", "the Dask scheduler for groups with pool=dask (as --pexen-dask)", default="")
     parser.addini("pexen_state", "path of the state file (as --pexen-state)", default="")
     parser.addini("pexen_reboot_cmd", "shell command that reboots the machine (as --pexen-reboot-cmd)", default="")
     parser.addini("pexen_xunit", "path of the JUnit XML file, relative to the rootdir (as --pexen-xunit)", default="")
@@ -158,7 +171,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _sources.add_ini(parser)
     parser.addini(
         "pexen_groups",
-        "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread'",
+        "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread|dask [address=tcp://HOST:PORT]'",
         type="linelist",
         default=[],
     )
@@ -175,6 +188,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--pexen-status``: show the runs in the state file, run nothing. And
     ``--pexen-resume`` with nothing to resume: say so, before any plugin starts
     a session (which would write empty report files over the last run's)."""
+    if dask_host:
+        return None
     if config.getoption("pexen") and config.getoption("pexen_resume"):
         from ._resume import nothing_to_resume
 
@@ -198,7 +213,7 @@ def pytest_configure(config: pytest.Config) -> None:
     xunit = config.getoption("pexen_xunit")
     if not xunit and config.getini("pexen_xunit"):
         xunit = str(config.rootpath / config.getini("pexen_xunit"))
-    if xunit and not hasattr(config, "workerinput"):
+    if xunit and not hasattr(config, "workerinput") and not dask_host:
         from ._xunit import XunitWriter
 
         config.pluginmanager.register(
@@ -229,6 +244,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # the failed tests require are among them, so collect everything and
         # let --lf deselect instead.
         config.pluginmanager.unregister(name="lfplugin-collwrapper")
+    if dask_host:
+        return
     from ._session import PexenSession
 
     # Registered here, after the cache plugin, so that our collection wrapper
