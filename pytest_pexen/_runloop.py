@@ -155,7 +155,14 @@ class RunLoop:
                     break
                 self._planner.begin(group)
                 if self._planner.group_is_active():
-                    self._run_group(self._make_pool(group))
+                    try:
+                        pool = self._make_pool(group)
+                    except PexenError as error:
+                        # A pool that cannot start (a Dask cluster out of reach): what
+                        # is left is reported as not run, saying why.
+                        self.stopped_because = str(error)
+                        break
+                    self._run_group(pool)
             why = self._ending or self.stopped_because or self._interrupted_because()
             if why is not None and self.paused_because is None:
                 self._planner.abandon(f"not run: {why}")
@@ -238,6 +245,9 @@ class RunLoop:
                 pool.shutdown(drop_queued=False)
             assigned = pool.assigned()
             if not assigned:
+                if not stopping:
+                    # Every worker is gone and none could be started (Dask workers lost).
+                    self.stopped_because = "no worker is left to run tests on"
                 return
             if not stopping and not any(assigned.values()) and not self._must_stop():
                 self._check_not_stalled()

@@ -21,7 +21,7 @@ import pytest
 
 from . import _api, _summary
 from ._errors import PexenError, PlanError
-from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
+from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec, require_dask
 from ._metadata import LOCAL_TAGS, Meta, check_fields, check_local_tags, merge
 from ._options import Options
 from ._planner import Planner, Task, pull_in
@@ -140,7 +140,15 @@ class PexenSession:
                 )
             for name, spec in result.items():
                 specs.append(parse_spec(name, spec, "pytest_pexen_groups", self._options.workers))
-        return combine(specs, self._options.workers, self._options.workers_given)
+        groups = combine(specs, self._options.workers, self._options.workers_given)
+        require_dask(groups.values(), "pexen groups")
+        if self._options.dask is not None and all(spec.pool != "dask" for spec in groups.values()):
+            raise PexenError(
+                f"--pexen-dask {self._options.dask} (or ini pexen_dask) is the Dask scheduler of "
+                "groups with pool=dask, and no group has it; say which tests run there in ini "
+                "pexen_groups, e.g. 'default: workers=8 pool=dask'"
+            )
+        return groups
 
     def _task(self, item: pytest.Item, meta: Meta) -> Task:
         group = meta.group or DEFAULT_GROUP
@@ -340,6 +348,14 @@ class PexenSession:
         size = max(1, min(spec.workers, self._planner.group_size(group)))
         if spec.pool == "thread":
             return ThreadPool(size, functools.partial(run_in_thread, session.items, self._retries))
+        if spec.pool == "dask":
+            from ._pools.dask import DaskPool
+            from ._pools.dask_host import host_setup
+
+            setup = host_setup(session, self._deselected, self._retries, self._testrunuid, self._scratch)
+            where = "address=" if spec.address else "--pexen-dask" if self._options.dask else "a local cluster"
+            address = spec.address or self._options.dask
+            return DaskPool(size, address, setup, f"group {group!r} (pool=dask, {where})")
         signals = self._loop.signals_before_run if self._loop is not None else {}
         setup = WorkerSetup(self._retries, self._testrunuid, self._reboot_refusal(), self._state.close_after_fork)
         target = functools.partial(run_worker, session, setup)

@@ -1,0 +1,286 @@
+"""The host process on a Dask worker's machine: collect the suite, then run a local process pool.
+
+A Dask worker's relay (:class:`~._pools.dask.Relay`) starts this module as a
+process of its own (``python -m pytest_pexen._pools.dask_host FD LOG``), in
+the controller's invocation directory. The host runs pytest's collection
+itself, with the controller's arguments, and checks that it collected the
+same node ids. Then it forks a :class:`~.process.ProcessPool` of one worker,
+whose runner runs tests exactly as a local worker does (the same shim, the
+same runner code, the same watchdog signals), and relays between that pool
+and the controller. Nothing of Dask is imported here.
+
+Messages, controller to host: ``("setup", HostSetup)`` first, then
+``("run", worker, [index, ...])``, ``("revoke", worker)``, ``("stacks",
+worker)``, ``("interrupt", worker, message)``, ``("end", worker)``,
+``("stop", drop)``, ``("close",)``. Host to controller: ``("workers",
+[name, ...])`` when its pool started workers (the first one says it is
+ready), ``("events", [event, ...])`` (the pool's events, as they are),
+``("reply", value)`` to revoke, stacks and interrupt, ``("mismatch",
+text)`` or ``("failed", text)`` instead of becoming ready, ``("closed",)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import select
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import pytest
+
+from .. import _api, _plugin
+from .._channel import Channel
+from .._worker import Retry, WorkerSetup, run_worker
+from .process import ProcessPool
+
+#: What a test's pytest_pexen.reboot() says on a Dask worker.
+REBOOT_REFUSAL = (
+    "pytest_pexen.reboot() reboots the controller's machine, so it works in tests "
+    "of a local process pool, not on Dask workers"
+)
+#: Most of the host's own output that an error message quotes.
+_LOG_TAIL = 4000
+#: Most node ids an error message names, of each kind.
+_NAMED = 10
+
+
+class HostSetup(NamedTuple):
+    """What the controller tells each host: how to collect, what to expect, how to run."""
+
+    #: Its name in the run (worker names on it start with it).
+    name: str
+    #: pytest's arguments and the directory it was started in, in the controller.
+    args: tuple[str, ...]
+    directory: str
+    #: Environment variables that shape collection (PYTEST_ADDOPTS), as in the controller.
+    environ: Mapping[str, str]
+    #: The run's node ids, by item index (the indices the controller sends).
+    nodeids: tuple[str, ...]
+    #: Every node id the controller collected, deselected ones included.
+    collected: frozenset[str]
+    retries: Mapping[int, Retry]
+    testrunuid: str
+    reboot_counts: Mapping[str, int] | None
+    attempts_before: Mapping[str, int]
+    #: The controller's base temporary directory (used where it exists, as on its machine).
+    basetemp: str | None
+
+
+def host_setup(
+    session: pytest.Session,
+    deselected: Sequence[pytest.Item],
+    retries: Mapping[int, Retry],
+    testrunuid: str,
+    basetemp: str | None,
+) -> HostSetup:
+    """The setup of a run's hosts, from the controller's session (after collection)."""
+    config = session.config
+    environ = {name: os.environ[name] for name in ("PYTEST_ADDOPTS",) if name in os.environ}
+    nodeids = tuple(item.nodeid for item in session.items)
+    return HostSetup(
+        name="",
+        args=tuple(config.invocation_params.args),
+        directory=str(config.invocation_params.dir),
+        environ=environ,
+        nodeids=nodeids,
+        collected=frozenset(nodeids) | {item.nodeid for item in deselected},
+        retries=dict(retries),
+        testrunuid=testrunuid,
+        reboot_counts=dict(_api.reboot_counts) if _api.reboot_counts is not None else None,
+        attempts_before=dict(_api.attempts_before),
+        basetemp=basetemp,
+    )
+
+
+class _Host:
+    """The plugin that turns the host's pytest session into a relay once collection is done."""
+
+    def __init__(self, setup: HostSetup, channel: Channel, log: str) -> None:
+        self._setup = setup
+        self._channel = channel
+        self._log = log
+        self._deselected: list[pytest.Item] = []
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self._deselected.extend(items)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        setup = self._setup
+        items, problem = _match(session, self._deselected, setup)
+        if problem is not None:
+            errors = session.testsfailed
+            if errors:
+                problem += f"; its collection had {errors} error(s):\n{_tail(self._log)}"
+            _leave(self._channel, ("mismatch", problem), 0)
+        session.items = items
+        _api.reboot_counts = dict(setup.reboot_counts) if setup.reboot_counts is not None else None
+        _api.attempts_before = dict(setup.attempts_before)
+        _use_basetemp(session.config, setup.basetemp)
+        # As in the controller: what collection made lives to the end, and the
+        # runner forked from here shares its pages.
+        gc.freeze()
+        target = functools.partial(
+            run_worker, session, WorkerSetup(setup.retries, setup.testrunuid, REBOOT_REFUSAL, lambda: None)
+        )
+        pool = ProcessPool(1, target, name_prefix=f"{setup.name}-")
+        pool.wake_on(self._channel)
+        _serve(pool, self._channel)
+        return True  # not reached: _serve ends the process
+
+
+def _match(
+    session: pytest.Session, deselected: Sequence[pytest.Item], setup: HostSetup
+) -> tuple[list[pytest.Item], str | None]:
+    """The items in the controller's order, or what differs from the controller's collection."""
+    found: dict[str, list[pytest.Item]] = {}
+    for item in [*session.items, *deselected]:
+        found.setdefault(item.nodeid, []).append(item)
+    missing = sorted(setup.collected - found.keys())
+    extra = sorted(found.keys() - setup.collected)
+    if not missing and not extra:
+        try:
+            return [found[nodeid].pop(0) for nodeid in setup.nodeids], None
+        except IndexError:
+            pass  # a node id the controller collected more often than this host
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} test(s) the controller collected are missing here: {_names(missing)}")
+    if extra:
+        parts.append(f"{len(extra)} test(s) were collected here only: {_names(extra)}")
+    if not parts:
+        parts.append("some node ids were collected a different number of times")
+    where = f"{socket.gethostname()}:{setup.directory}"
+    return [], f"it collected other tests than the controller in {where}: " + "; ".join(parts)
+
+
+def _names(nodeids: Sequence[str]) -> str:
+    named = ", ".join(nodeids[:_NAMED])
+    return named if len(nodeids) <= _NAMED else f"{named}, and {len(nodeids) - _NAMED} more"
+
+
+def _use_basetemp(config: pytest.Config, basetemp: str | None) -> None:
+    """Give tests the controller's base temporary directory where it exists here.
+
+    Made by the host as pytest would (with ``--basetemp``: emptied first),
+    it would empty the controller's, and its other workers', on the same
+    machine. Elsewhere, the host makes its own, as pytest does.
+    """
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    if basetemp is not None and os.path.isdir(basetemp):
+        factory._basetemp = Path(basetemp)
+    else:
+        factory._given_basetemp = None
+        factory.getbasetemp()
+
+
+def _serve(pool: ProcessPool, channel: Channel) -> None:
+    """Relay between the controller and *pool* until told to close, or the controller is gone."""
+    known: set[str] = set()
+    while True:
+        names = [name for name in pool.assigned() if name not in known]
+        if names:
+            known.update(names)
+            channel.send(("workers", names))
+        if pool.assigned():
+            events = pool.wait(None)
+        else:
+            events = []
+            select.select([channel], [], [])  # no worker left (stopped): only the controller speaks
+        if events:
+            channel.send(("events", events))
+        for message in _messages(channel):
+            _handle(pool, channel, message)
+        if channel.closed:
+            # The relay is gone (its Dask worker died): end the tests, then us.
+            pool.close()
+            os._exit(0)
+
+
+#: Messages that came with the setup, before there was a pool to give them to.
+_early: list[Any] = []
+
+
+def _messages(channel: Channel) -> list[Any]:
+    messages = _early + channel.receive()
+    _early.clear()
+    return messages
+
+
+def _handle(pool: ProcessPool, channel: Channel, message: tuple[Any, ...]) -> None:
+    kind = message[0]
+    known = message[1] in pool.assigned() if len(message) > 1 else False
+    if kind == "run":
+        if known:
+            pool.assign(message[1], message[2])
+        # Else the worker died meanwhile: the controller gives these back
+        # when it reads the Lost event already on its way.
+    elif kind == "revoke":
+        channel.send(("reply", pool.revoke(message[1]) if known else []))
+    elif kind == "stacks":
+        channel.send(("reply", pool.stacks(message[1]) if known else ""))
+    elif kind == "interrupt":
+        channel.send(("reply", pool.interrupt(message[1], message[2]) if known else False))
+    elif kind == "end":
+        if known:
+            pool.end(message[1])
+    elif kind == "stop":
+        pool.shutdown(drop_queued=message[1])
+    elif kind == "close":
+        channel.send(("events", pool.close()))
+        _leave(channel, ("closed",), 0)
+
+
+def _leave(channel: Channel, message: Any, code: int) -> None:
+    """Say *message* and end this process, with nothing of pytest's ending run.
+
+    pytest's session end would write what the controller writes (the cache,
+    ``--junitxml``) from here too.
+    """
+    try:
+        channel.send(message)
+        channel.close()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - _LOG_TAIL))
+            return file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def main(fd: int, log: str) -> None:
+    """The host's life: read the setup, collect, relay (never returns)."""
+    channel = Channel(socket.socket(fileno=fd))
+    try:
+        first, *rest = channel.receive(wait=True)
+    except EOFError:
+        os._exit(1)
+    _early.extend(rest)
+    setup: HostSetup = first[1]
+    os.environ.update(setup.environ)
+    _plugin.dask_host = True
+    try:
+        code: Any = pytest.main(list(setup.args), plugins=[_Host(setup, channel, log)])
+    except BaseException:
+        code = traceback.format_exc()
+    # pytest ended before its test loop: a usage error, or no tests at all.
+    _leave(channel, ("failed", f"pytest ended with {code} before running tests:\n{_tail(log)}"), 1)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])
