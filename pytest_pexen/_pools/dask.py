@@ -215,7 +215,7 @@ class DaskPool:
                 threads_per_worker=1,
                 processes=True,
                 memory_limit=0,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.ERROR,
             )
             address = self._cluster.scheduler_address

@@ -47,6 +47,8 @@ REBOOT_REFUSAL = (
 _LOG_TAIL = 4000
 #: Most node ids an error message names, of each kind.
 _NAMED = 10
+#: Environment variables that shape a pytest session: the host has the controller's.
+SESSION_VARIABLES = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
 
 
 class HostSetup(NamedTuple):
@@ -57,8 +59,8 @@ class HostSetup(NamedTuple):
     #: pytest's arguments and the directory it was started in, in the controller.
     args: tuple[str, ...]
     directory: str
-    #: Environment variables that shape collection (PYTEST_ADDOPTS), as in the controller.
-    environ: Mapping[str, str]
+    #: SESSION_VARIABLES as the controller has them (None: not set there).
+    environ: Mapping[str, str | None]
     #: The run's node ids, by item index (the indices the controller sends).
     nodeids: tuple[str, ...]
     #: Every node id the controller collected, deselected ones included.
@@ -80,7 +82,7 @@ def host_setup(
 ) -> HostSetup:
     """The setup of a run's hosts, from the controller's session (after collection)."""
     config = session.config
-    environ = {name: os.environ[name] for name in ("PYTEST_ADDOPTS",) if name in os.environ}
+    environ = {name: os.environ.get(name) for name in SESSION_VARIABLES}
     nodeids = tuple(item.nodeid for item in session.items)
     return HostSetup(
         name="",
@@ -272,7 +274,11 @@ def main(fd: int, log: str) -> None:
         os._exit(1)
     _early.extend(rest)
     setup: HostSetup = first[1]
-    os.environ.update(setup.environ)
+    for name, value in setup.environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     _plugin.dask_host = True
     try:
         code: Any = pytest.main(list(setup.args), plugins=[_Host(setup, channel, log)])
