@@ -1,0 +1,341 @@
+"""Groups with pool=dask: the same run, its tests on the workers of a Dask cluster.
+
+Most tests share one local cluster (two single-threaded worker processes,
+each with a nanny that restarts it if it dies) and give its address with
+--pexen-dask; one lets pexen start a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Any, Iterator
+
+import psutil
+import pytest
+
+#: Where a test finds the Dask worker it runs on: the parent of its host process
+#: (whose forks, the worker's shim and runner, have the same command line).
+DASK_WORKER_OF_THIS_TEST = '''
+import psutil
+
+def dask_worker():
+    process = psutil.Process()
+    while "pytest_pexen._pools.dask_host" in " ".join(process.parent().cmdline()):
+        process = process.parent()
+    return process.parent()
+'''
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=0
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask(dask_cluster: Any) -> str:
+    """The shared cluster's address, once both its workers are there (a test may have killed one)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+    return f"--pexen-dask={dask_cluster.scheduler_address}"
+
+
+def dask_group(pytester: pytest.Pytester, workers: int = 2, extra: str = "") -> None:
+    pytester.makeini(f"[pytest]\npexen_groups = default: workers={workers} pool=dask{extra}\n")
+
+
+def statuses(result: pytest.RunResult) -> dict[str, str]:
+    """Each test's word in the verbose output (PASSED, FAILED, ERROR, BLOCKED, ...)."""
+    found = {}
+    for line in result.outlines:
+        match = re.match(r"^(\S+::\S+) ([A-Z]+)\b", line)
+        if match:
+            found.setdefault(match[1], "")
+            found[match[1]] += match[2] + " "
+    return found
+
+
+REALISTIC_SUITE = {
+    "test_app": '''
+    import warnings
+    import pytest
+    import pytest_pexen
+
+    @pytest.fixture(scope="module")
+    def server():
+        yield {"port": 8080}
+
+    @pytest.fixture
+    def broken():
+        raise RuntimeError("no database")
+
+    @pytest.fixture
+    def leaky():
+        yield
+        raise RuntimeError("teardown went wrong")
+
+    @pytest.mark.pexen(provides=["built"])
+    def test_build(server):
+        print("building on", server["port"])
+
+    @pytest.mark.pexen(requires=["built"], claims=["db"])
+    def test_migrate():
+        pass
+
+    @pytest.mark.pexen(requires=["built"], claims=["db"])
+    def test_seed():
+        assert 1 + 1 == 3, "wrong sum"
+
+    @pytest.mark.pexen(provides=["deployed"])
+    def test_deploy():
+        raise OSError("host unreachable")
+
+    @pytest.mark.pexen(requires=["deployed"])
+    def test_smoke():
+        pass
+
+    @pytest.mark.skip(reason="not on this platform")
+    def test_skipped():
+        pass
+
+    @pytest.mark.xfail(reason="known bug")
+    def test_known_bug():
+        assert False
+
+    @pytest.mark.xfail(reason="fixed meanwhile")
+    def test_fixed():
+        pass
+
+    def test_setup_error(broken):
+        pass
+
+    def test_teardown_error(leaky):
+        pass
+
+    def test_warns():
+        warnings.warn(UserWarning("deprecated thing"))
+        pytest_pexen.warn("disk nearly full")
+
+    class TestAccounts:
+        @pytest.mark.parametrize("n", range(4))
+        def test_balance(self, n, server):
+            assert n != 3
+    ''',
+}
+
+
+def test_outcomes_on_dask_workers_are_those_of_the_local_process_pool(pytester, suite, run, dask):
+    suite(**REALISTIC_SUITE)
+    local = run("--pexen", "--pexen-workers=2", "-v")
+    dask_group(pytester)
+    remote = run("--pexen", dask, "-v")
+    assert statuses(remote) == statuses(local)
+    assert remote.parseoutcomes() == local.parseoutcomes()
+    assert remote.ret == local.ret == 1
+    assert "TestAccounts::test_balance[3] FAILED" in remote.stdout.str()
+    remote.stdout.fnmatch_lines(
+        [
+            "*deprecated thing*",
+            "WARNED test_app.py::test_warns - disk nearly full",
+            "BLOCKED test_app.py::test_smoke - requires 'deployed', provided by test_app.py::test_deploy which failed",
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_a_test_that_kills_its_dask_worker_is_crashed_and_the_run_goes_on(pytester, suite, run, dask):
+    suite(
+        test_kill=DASK_WORKER_OF_THIS_TEST
+        + textwrap.dedent(
+            '''
+        import time
+        import pytest
+
+        def test_kills_its_dask_worker():
+            dask_worker().kill()
+            time.sleep(60)
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_others(n):
+            time.sleep(0.2)
+        '''
+        )
+    )
+    dask_group(pytester)
+    result = run("--pexen", dask, "-v")
+    assert statuses(result)["test_kill.py::test_kills_its_dask_worker"] == "CRASHED "
+    result.stdout.fnmatch_lines(["*its Dask worker at tcp://* was lost*"])
+    result.assert_outcomes(passed=6, errors=1)
+
+
+def test_a_test_past_its_time_limit_on_a_dask_worker_is_ended_by_the_watchdog(pytester, suite, run, dask):
+    released = pytester.path / "released"
+    suite(
+        test_hang=f'''
+        import time
+        import pytest
+
+        @pytest.fixture
+        def resource():
+            yield
+            open({str(released)!r}, "w").close()
+
+        @pytest.mark.pexen(timeout=1)
+        def test_hangs(resource):
+            time.sleep(60)
+
+        def test_after():
+            pass
+        '''
+    )
+    dask_group(pytester, workers=1)
+    result = run("--pexen", dask, "-v", "-rA")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_hangs TIMEOUT*",
+            "*pexen watchdog: stacks at the deadline*",
+            "*in test_hangs*",
+        ]
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    assert released.exists()  # interrupted, its fixtures were torn down
+
+
+def test_dependencies_and_locks_hold_across_dask_workers(pytester, suite, run, events, dask):
+    suite(
+        test_order='''
+        import os, time
+        import pytest
+
+        @pytest.mark.pexen(provides=["image"])
+        def test_build():
+            time.sleep(0.3)
+
+        @pytest.mark.pexen(requires=["image"])
+        def test_boot():
+            pass
+
+        @pytest.mark.pexen(claims=["lab"])
+        def test_lab_a():
+            time.sleep(0.3)
+
+        @pytest.mark.pexen(claims=["lab"])
+        def test_lab_b():
+            time.sleep(0.3)
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_free(n):
+            time.sleep(0.1)
+        '''
+    )
+    dask_group(pytester)
+    result = run("--pexen", dask)
+    result.assert_outcomes(passed=8)
+    seen = events()
+    assert seen.start("test_boot") >= seen.end("test_build")
+    first, second = sorted(["test_lab_a", "test_lab_b"], key=seen.start)
+    assert seen.start(second) >= seen.end(first)
+    assert len(seen.pids()) == 2  # both Dask workers ran tests
+
+
+def test_a_dask_worker_that_collects_other_tests_is_a_clear_error(pytester, suite, run, dask, monkeypatch):
+    suite(
+        test_where='''
+        import os
+
+        if os.environ.get("ONLY_ON_THE_CONTROLLER"):
+            def test_here_only():
+                pass
+
+        def test_everywhere():
+            pass
+        '''
+    )
+    dask_group(pytester)
+    # The cluster's workers were started without it: they collect one test less.
+    monkeypatch.setenv("ONLY_ON_THE_CONTROLLER", "1")
+    result = run("--pexen", dask)
+    result.stdout.fnmatch_lines(
+        [
+            "*Interrupted: group 'default' (pool=dask, --pexen-dask): the Dask cluster at tcp://* "
+            "cannot run these tests: the Dask worker(s) at tcp://*, tcp://*: it collected other tests "
+            "than the controller in *: 1 test(s) the controller collected are missing here: "
+            "test_where.py::test_here_only*",
+        ]
+    )
+    assert result.parseoutcomes() == {"blocked": 2}
+
+
+@pytest.mark.slow
+def test_without_an_address_pexen_runs_a_local_cluster_for_the_run(pytester, suite, run, tmp_path):
+    pytest.importorskip("distributed")
+    suite(
+        test_local=DASK_WORKER_OF_THIS_TEST
+        + textwrap.dedent(
+            f'''
+        import os
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_where(n):
+            line = f"{{os.environ['PYTEST_XDIST_WORKER']}} {{dask_worker().pid}}\\n"
+            with open({str(tmp_path / "seen")!r}, "a") as file:
+                file.write(line)
+        '''
+        )
+    )
+    dask_group(pytester)
+    result = run("--pexen")
+    result.assert_outcomes(passed=6)
+    seen = {tuple(line.split()) for line in (tmp_path / "seen").read_text().splitlines()}
+    workers = {worker for worker, _ in seen}
+    assert len(workers) == 2 and all(worker.startswith("dask") for worker in workers)
+    # The cluster lived for the run only.
+    assert not any(psutil.pid_exists(int(pid)) for _, pid in seen)
+
+
+BLOCK_DISTRIBUTED = '''
+import sys
+
+class NotInstalled:
+    """Finds distributed nowhere, as on a machine without the dask extra."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+'''
+
+
+def test_without_the_dask_extra_a_dask_group_is_a_usage_error_naming_it(pytester, suite, run):
+    suite(test_one="def test_one():\n    pass\n")
+    pytester.makepyfile(block_distributed=BLOCK_DISTRIBUTED)
+    dask_group(pytester)
+    result = run("-p", "block_distributed", "--pexen")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "ERROR: ini pexen_groups: group 'default' runs on Dask (pool=dask), which needs the "
+        "distributed package; install it with: pip install 'pytest-pexen[dask]'"
+    ) in result.stderr.str()
+
+
+def test_an_address_for_a_group_that_is_not_on_dask_is_a_usage_error(pytester, suite, run):
+    suite(test_one="def test_one():\n    pass\n")
+    pytester.makeini("[pytest]\npexen_groups = default: workers=2 address=tcp://lab:8786\n")
+    result = run("--pexen")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*address= of group 'default' is where a Dask scheduler listens*pool=process*"])
+
+
+def test_a_dask_address_with_no_group_on_dask_is_a_usage_error(pytester, suite, run):
+    suite(test_one="def test_one():\n    pass\n")
+    result = run("--pexen", "--pexen-dask=tcp://lab:8786")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no group has it*'default: workers=8 pool=dask'*"])
