@@ -173,6 +173,32 @@ def test_a_test_that_kills_its_dask_worker_is_crashed_and_the_run_goes_on(pytest
     result.assert_outcomes(passed=6, errors=1)
 
 
+def test_a_worker_process_that_dies_on_a_dask_worker_is_replaced_there(pytester, suite, run, dask):
+    suite(
+        test_exit='''
+        import os
+        import pytest
+
+        def test_dies():
+            print("about to go")
+            os._exit(3)
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_after(n):
+            assert os.environ["PYTEST_XDIST_WORKER"].startswith("dask")
+        '''
+    )
+    dask_group(pytester, workers=1)
+    result = run("--pexen", dask, "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*worker crashed while running this test, in its call phase: worker dask*-gw* exited with code 3*",
+            "*about to go*",
+        ]
+    )
+    result.assert_outcomes(passed=4, errors=1)
+
+
 def test_a_test_past_its_time_limit_on_a_dask_worker_is_ended_by_the_watchdog(pytester, suite, run, dask):
     released = pytester.path / "released"
     suite(
