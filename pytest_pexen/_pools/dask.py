@@ -57,8 +57,9 @@ READY_SECONDS = 300.0
 #: Seconds to wait for a host's answer to a request (stacks take up to 1 s,
 #: ending a process tree KILL_GRACE), or for its goodbye at the end.
 ANSWER_SECONDS = 5.0 + 2 * KILL_GRACE
-#: How often the pool looks for Dask workers that left, or came (for new hosts).
-LOOK_SECONDS = 0.5
+#: How often the pool looks for Dask workers that left, or came (for new hosts):
+#: each look is a round trip to the scheduler, in the run loop.
+LOOK_SECONDS = 1.0
 #: Seconds to place a relay on a Dask worker.
 PLACE_SECONDS = 10.0
 #: Seconds the pool waits for a new worker once it has none left.

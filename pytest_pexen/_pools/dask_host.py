@@ -281,11 +281,12 @@ def main(fd: int, log: str) -> None:
             os.environ[name] = value
     _plugin.dask_host = True
     try:
-        code: Any = pytest.main(list(setup.args), plugins=[_Host(setup, channel, log)])
+        code = pytest.main(list(setup.args), plugins=[_Host(setup, channel, log)])
+        how = f"with exit code {int(code)}" + (f" ({code.name})" if isinstance(code, pytest.ExitCode) else "")
     except BaseException:
-        code = traceback.format_exc()
-    # pytest ended before its test loop: a usage error, or no tests at all.
-    _leave(channel, ("failed", f"pytest ended with {code} before running tests:\n{_tail(log)}"), 1)
+        how = f"with an error:\n{traceback.format_exc()}"
+    # pytest ended before its test loop: a usage error, an error in a conftest.
+    _leave(channel, ("failed", f"pytest ended {how} before running tests; its output:\n{_tail(log)}"), 1)
 
 
 if __name__ == "__main__":
