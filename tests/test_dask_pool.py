@@ -7,7 +7,11 @@ each with a nanny that restarts it if it dies) and give its address with
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import textwrap
 from typing import Any, Iterator
 
@@ -323,6 +327,42 @@ def test_without_an_address_pexen_runs_a_local_cluster_for_the_run(pytester, sui
     assert len(workers) == 2 and all(worker.startswith("dask") for worker in workers)
     # The cluster lived for the run only.
     assert not any(psutil.pid_exists(int(pid)) for _, pid in seen)
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_terminal_lets_tests_on_a_local_cluster_finish(pytester, suite, tmp_path, wait_for):
+    pytest.importorskip("distributed")
+    started = tmp_path / "started"
+    suite(
+        test_slow=f'''
+        import time
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_slow(n):
+            with open({str(started)!r}, "a") as file:
+                file.write("started\\n")
+            time.sleep(2)
+        '''
+    )
+    dask_group(pytester)
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", "--pexen", "-p", "no:cacheprovider"]
+    # A session of its own: the Ctrl-C goes to its process group as a terminal's would.
+    controller = subprocess.Popen(
+        command, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        assert wait_for(lambda: started.exists() and len(started.read_text().split()) == 2, 60)
+        os.killpg(controller.pid, signal.SIGINT)
+        output, _ = controller.communicate(timeout=60)
+    finally:
+        if controller.poll() is None:
+            os.killpg(controller.pid, signal.SIGKILL)
+            controller.wait()
+    text = output.decode()
+    assert "2 passed, 4 blocked" in text, text
+    assert "not run: the run was interrupted (Ctrl-C)" in text
 
 
 BLOCK_DISTRIBUTED = '''

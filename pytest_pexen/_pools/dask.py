@@ -28,10 +28,12 @@ import itertools
 import logging
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import deque
@@ -62,8 +64,9 @@ ANSWER_SECONDS = 5.0 + 2 * KILL_GRACE
 LOOK_SECONDS = 1.0
 #: Seconds to place a relay on a Dask worker.
 PLACE_SECONDS = 10.0
-#: Seconds the pool waits for a new worker once it has none left.
-REPLACE_SECONDS = 30.0
+#: Seconds the pool waits for a new worker once it has none left (a nanny
+#: restarts a Dask worker in one or two); the run loop, and a Ctrl-C, wait too.
+REPLACE_SECONDS = 10.0
 #: Loggers of Dask that would speak in the controller's terminal.
 _LOGGERS = ("distributed", "tornado")
 
@@ -87,8 +90,17 @@ class Relay:
         self._writer: asyncio.StreamWriter | None = None
         self._log = ""
 
-    async def start(self, directory: str) -> int:
-        """Start the host in *directory* (the controller's); returns its pid."""
+    async def start(self, directory: str, own_cluster: bool) -> int:
+        """Start the host in *directory* (the controller's); returns its pid.
+
+        *own_cluster*: the Dask worker belongs to a local cluster the pool
+        started. It is then in the controller's process group, and a Ctrl-C
+        at the terminal, which asks the controller to let running tests
+        finish, must not end it; its event loop runs in the main thread,
+        where that can be said.
+        """
+        if own_cluster and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if not os.path.isdir(directory):
             raise DaskError(
                 f"the Dask worker on {socket.gethostname()} has no directory {directory}: "
@@ -104,6 +116,8 @@ class Relay:
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=subprocess.STDOUT,
+                # Signals for the terminal's process group are the controller's.
+                start_new_session=True,
             )
         finally:
             os.close(fd)
@@ -284,7 +298,7 @@ class DaskPool:
             # The actor handle binds to the client that is current when it is made.
             with self._client.as_current():
                 actor = future.result(timeout=PLACE_SECONDS)
-            actor.start(self._setup.directory).result(timeout=PLACE_SECONDS)
+            actor.start(self._setup.directory, self._cluster is not None).result(timeout=PLACE_SECONDS)
         except Exception as error:
             self._client.cancel([future])
             self._refuse(address, str(error))
@@ -388,8 +402,11 @@ class DaskPool:
         self._stopping = True
         events = self._pending
         self._pending = []
-        for host in self._hosts.values():
-            self._send(host, ("close",))
+        for host in list(self._hosts.values()):
+            if host.ready:
+                self._send(host, ("close",))
+            else:  # still collecting: it would answer only once done
+                events.extend(self._lose(host, "the run ended it", ended=True))
         deadline = time.monotonic() + ANSWER_SECONDS
         while any(not host.closed for host in self._hosts.values()) and time.monotonic() < deadline:
             events.extend(self._read_all(max(0.0, deadline - time.monotonic())))
