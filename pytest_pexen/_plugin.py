@@ -20,9 +20,10 @@ from ._errors import PexenError
 
 #: Name under which the xUnit writer is registered (workers unregister it).
 XUNIT_PLUGIN = "pexen-xunit"
-#: True in a process that collects for a Dask worker (see :mod:`._pools.dask_host`):
+#: The plugin that makes a process a Dask worker's host (:mod:`._pools.dask_host`):
 #: it collects as the controller does, and the controller plans and runs.
-dask_host = False
+#: Named here, not imported: this module stays light.
+DASK_HOST_PLUGIN = "pytest_pexen._pools.dask_host"
 #: Options that mean nothing without --pexen: (option, dest).
 _PEXEN_ONLY = (
     ("--pexen-resume", "pexen_resume"),
@@ -188,7 +189,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--pexen-status``: show the runs in the state file, run nothing. And
     ``--pexen-resume`` with nothing to resume: say so, before any plugin starts
     a session (which would write empty report files over the last run's)."""
-    if dask_host:
+    if config.pluginmanager.has_plugin(DASK_HOST_PLUGIN):
         return None
     if config.getoption("pexen") and config.getoption("pexen_resume"):
         from ._resume import nothing_to_resume
@@ -213,6 +214,7 @@ def pytest_configure(config: pytest.Config) -> None:
     xunit = config.getoption("pexen_xunit")
     if not xunit and config.getini("pexen_xunit"):
         xunit = str(config.rootpath / config.getini("pexen_xunit"))
+    dask_host = config.pluginmanager.has_plugin(DASK_HOST_PLUGIN)
     if xunit and not hasattr(config, "workerinput") and not dask_host:
         from ._xunit import XunitWriter
 

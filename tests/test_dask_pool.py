@@ -264,7 +264,9 @@ def test_dependencies_and_locks_hold_across_dask_workers(pytester, suite, run, e
         '''
     )
     dask_group(pytester)
-    result = run("--pexen", dask)
+    # -W error: a host must not import pytest-pexen's plugin before pytest
+    # does (pytest warns that it cannot rewrite it, and the host fails).
+    result = run("--pexen", dask, "-W", "error")
     result.assert_outcomes(passed=8)
     seen = events()
     assert seen.start("test_boot") >= seen.end("test_build")

@@ -37,14 +37,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .._channel import Channel
 from .._errors import PexenError
 from .._groups import DASK_EXTRA
 from .._watchdog import KILL_GRACE
 from . import Dropped, Event, Finished, Gone, Lost, WorkerOutput
-from .dask_host import HostSetup
+from .dask_host import DASK_HOST_PLUGIN, HOST_VARIABLE, HostSetup
 
 try:
     import dask
@@ -90,8 +90,11 @@ class Relay:
         self._writer: asyncio.StreamWriter | None = None
         self._log = ""
 
-    async def start(self, directory: str, own_cluster: bool) -> int:
-        """Start the host in *directory* (the controller's); returns its pid.
+    async def start(
+        self, directory: str, args: Sequence[str], environ: Mapping[str, str | None], own_cluster: bool
+    ) -> int:
+        """Start the host: pytest with the controller's *args* and *environ* (None: unset)
+        in its *directory*; returns its pid.
 
         *own_cluster*: the Dask worker belongs to a local cluster the pool
         started. It is then in the controller's process group, and a Ctrl-C
@@ -108,10 +111,18 @@ class Relay:
             )
         ours, theirs = socket.socketpair()
         fd, self._log = tempfile.mkstemp(prefix="pexen-dask-host-", suffix=".log")
+        env = {**os.environ, HOST_VARIABLE: f"{theirs.fileno()} {self._log}"}
+        for name, value in environ.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "pytest_pexen._pools.dask_host", str(theirs.fileno()), self._log],
+                # The host plugin first: it is then imported before pytest-pexen's own.
+                [sys.executable, "-m", "pytest", "-p", DASK_HOST_PLUGIN, *args],
                 cwd=directory,
+                env=env,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
@@ -298,7 +309,9 @@ class DaskPool:
             # The actor handle binds to the client that is current when it is made.
             with self._client.as_current():
                 actor = future.result(timeout=PLACE_SECONDS)
-            actor.start(self._setup.directory, self._cluster is not None).result(timeout=PLACE_SECONDS)
+            setup = self._setup
+            started = actor.start(setup.directory, setup.args, setup.environ, self._cluster is not None)
+            started.result(timeout=PLACE_SECONDS)
         except Exception as error:
             self._client.cancel([future])
             self._refuse(address, str(error))

@@ -1,15 +1,21 @@
 """The host process on a Dask worker's machine: collect the suite, then run a local process pool.
 
-A Dask worker's relay (:class:`~._pools.dask.Relay`) starts this module as a
-process of its own (``python -m pytest_pexen._pools.dask_host FD LOG``), in
-the controller's invocation directory. The host runs pytest's collection
-itself, with the controller's arguments, and checks that it collected the
-same node ids. Then it forks a :class:`~.process.ProcessPool` of one worker,
-whose runner runs tests exactly as a local worker does (the same shim, the
-same runner code, the same watchdog signals), and relays between that pool
-and the controller. Nothing of Dask is imported here.
+A Dask worker's relay (:class:`~._pools.dask.Relay`) starts pytest with the
+controller's arguments in the controller's invocation directory, with this
+module as a plugin (``python -m pytest -p pytest_pexen._pools.dask_host
+ARGS``, its channel's descriptor and log file in :data:`HOST_VARIABLE`).
+The host collects as the controller did (the plugin module sees it is in a
+host, see :data:`DASK_HOST_PLUGIN`) and checks that it collected the same
+node ids. Then, in place of pytest's test loop, it forks a
+:class:`~.process.ProcessPool` of one worker, whose runner runs tests
+exactly as a local worker does (the same shim, the same runner code, the
+same watchdog signals), and relays between that pool and the controller.
+Nothing of Dask is imported here; nothing of pytest-pexen's plugin either
+before pytest imports it (a module imported early cannot be
+assertion-rewritten, and pytest warns, which ``-W error`` makes fatal).
 
-Messages, controller to host: ``("setup", HostSetup)`` first, then
+Messages, controller to host: ``("setup", HostSetup)`` first (the host
+reads it once collected), then
 ``("run", worker, [index, ...])``, ``("revoke", worker)``, ``("stacks",
 worker)``, ``("interrupt", worker, message)``, ``("end", worker)``,
 ``("stop", drop)``, ``("close",)``. Host to controller: ``("workers",
@@ -21,22 +27,28 @@ text)`` or ``("failed", text)`` instead of becoming ready, ``("closed",)``.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import gc
 import os
 import select
 import socket
 import sys
-import traceback
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import pytest
 
-from .. import _api, _plugin
 from .._channel import Channel
-from .._worker import Retry, WorkerSetup, run_worker
-from .process import ProcessPool
+
+if TYPE_CHECKING:
+    from .._worker import Retry
+    from .process import ProcessPool
+
+#: This module's name as a plugin: registered, the process is a host.
+DASK_HOST_PLUGIN = __name__
+#: "FD LOG": the host's end of its channel, and the file its output goes to.
+HOST_VARIABLE = "PEXEN_DASK_HOST"
 
 #: What a test's pytest_pexen.reboot() says on a Dask worker.
 REBOOT_REFUSAL = (
@@ -81,6 +93,8 @@ def host_setup(
     basetemp: str | None,
 ) -> HostSetup:
     """The setup of a run's hosts, from the controller's session (after collection)."""
+    from .. import _api
+
     config = session.config
     environ = {name: os.environ.get(name) for name in SESSION_VARIABLES}
     nodeids = tuple(item.nodeid for item in session.items)
@@ -100,40 +114,91 @@ def host_setup(
 
 
 class _Host:
-    """The plugin that turns the host's pytest session into a relay once collection is done."""
+    """What the plugin knows in this process, once it knows it is a host."""
 
-    def __init__(self, setup: HostSetup, channel: Channel, log: str) -> None:
-        self._setup = setup
-        self._channel = channel
-        self._log = log
-        self._deselected: list[pytest.Item] = []
+    def __init__(self, channel: Channel, log: str) -> None:
+        self.channel = channel
+        self.log = log
+        self.deselected: list[pytest.Item] = []
+        #: Whether it got as far as its test loop (else it says why it could not).
+        self.reached_loop = False
 
-    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
-        self._deselected.extend(items)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> bool:
-        setup = self._setup
-        items, problem = _match(session, self._deselected, setup)
-        if problem is not None:
-            errors = session.testsfailed
-            if errors:
-                problem += f"; its collection had {errors} error(s):\n{_tail(self._log)}"
-            _leave(self._channel, ("mismatch", problem), 0)
-        session.items = items
-        _api.reboot_counts = dict(setup.reboot_counts) if setup.reboot_counts is not None else None
-        _api.attempts_before = dict(setup.attempts_before)
-        _use_basetemp(session.config, setup.basetemp)
-        # As in the controller: what collection made lives to the end, and the
-        # runner forked from here shares its pages.
-        gc.freeze()
-        target = functools.partial(
-            run_worker, session, WorkerSetup(setup.retries, setup.testrunuid, REBOOT_REFUSAL, lambda: None)
+def _this_host() -> _Host | None:
+    """The host this process is, as its relay said (None: pytest was not started by one).
+
+    Read when pytest imports this module, before anything can fail, so that
+    a host whose pytest ends early (a usage error, a conftest that cannot be
+    imported) can say why. Taken out of the environment: its tests must not
+    see it.
+    """
+    fd, _, log = os.environ.pop(HOST_VARIABLE, "").partition(" ")
+    if not fd:
+        return None
+    host = _Host(Channel(socket.socket(fileno=int(fd))), log)
+    atexit.register(_say_why_not, host)
+    return host
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if _host is None:
+        raise pytest.UsageError(
+            f"-p {DASK_HOST_PLUGIN} is how pytest-pexen runs tests on a Dask worker; do not give it yourself"
         )
-        pool = ProcessPool(1, target, name_prefix=f"{setup.name}-")
-        pool.wake_on(self._channel)
-        _serve(pool, self._channel)
-        return True  # not reached: _serve ends the process
+
+
+def pytest_deselected(items: Sequence[pytest.Item]) -> None:
+    if _host is not None:
+        _host.deselected.extend(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool:
+    from .. import _api
+    from .._worker import WorkerSetup, run_worker
+    from .process import ProcessPool
+
+    host = _host
+    assert host is not None
+    host.reached_loop = True
+    try:
+        first, *early = host.channel.receive(wait=True)
+    except EOFError:
+        os._exit(1)  # the controller is gone
+    setup: HostSetup = first[1]
+    items, problem = _match(session, host.deselected, setup)
+    if problem is not None:
+        errors = session.testsfailed
+        if errors:
+            problem += f"; its collection had {errors} error(s):\n{_tail(host.log)}"
+        _leave(host.channel, ("mismatch", problem), 0)
+    session.items = items
+    _api.reboot_counts = dict(setup.reboot_counts) if setup.reboot_counts is not None else None
+    _api.attempts_before = dict(setup.attempts_before)
+    _use_basetemp(session.config, setup.basetemp)
+    # As in the controller: what collection made lives to the end, and the
+    # runner forked from here shares its pages.
+    gc.freeze()
+    target = functools.partial(
+        run_worker, session, WorkerSetup(setup.retries, setup.testrunuid, REBOOT_REFUSAL, lambda: None)
+    )
+    pool = ProcessPool(1, target, name_prefix=f"{setup.name}-")
+    pool.wake_on(host.channel)
+    _serve(pool, host.channel, early)
+    return True  # not reached: _serve ends the process
+
+
+def _say_why_not(host: _Host) -> None:
+    """At the exit of a host that never reached its test loop: tell the controller why."""
+    if host.reached_loop:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        host.channel.send(("failed", f"pytest ended before running tests; its output:\n{_tail(host.log)}"))
+    except OSError:
+        pass
 
 
 def _match(
@@ -183,8 +248,11 @@ def _use_basetemp(config: pytest.Config, basetemp: str | None) -> None:
         factory.getbasetemp()
 
 
-def _serve(pool: ProcessPool, channel: Channel) -> None:
-    """Relay between the controller and *pool* until told to close, or the controller is gone."""
+def _serve(pool: ProcessPool, channel: Channel, early: list[Any]) -> None:
+    """Relay between the controller and *pool* until told to close, or the controller is gone.
+
+    *early*: messages that came with the setup, before there was a pool.
+    """
     known: set[str] = set()
     while True:
         names = [name for name in pool.assigned() if name not in known]
@@ -198,22 +266,14 @@ def _serve(pool: ProcessPool, channel: Channel) -> None:
             select.select([channel], [], [])  # no worker left (stopped): only the controller speaks
         if events:
             channel.send(("events", events))
-        for message in _messages(channel):
+        messages = early + channel.receive()
+        early = []
+        for message in messages:
             _handle(pool, channel, message)
         if channel.closed:
             # The relay is gone (its Dask worker died): end the tests, then us.
             pool.close()
             os._exit(0)
-
-
-#: Messages that came with the setup, before there was a pool to give them to.
-_early: list[Any] = []
-
-
-def _messages(channel: Channel) -> list[Any]:
-    messages = _early + channel.receive()
-    _early.clear()
-    return messages
 
 
 def _handle(pool: ProcessPool, channel: Channel, message: tuple[Any, ...]) -> None:
@@ -265,29 +325,4 @@ def _tail(path: str) -> str:
         return ""
 
 
-def main(fd: int, log: str) -> None:
-    """The host's life: read the setup, collect, relay (never returns)."""
-    channel = Channel(socket.socket(fileno=fd))
-    try:
-        first, *rest = channel.receive(wait=True)
-    except EOFError:
-        os._exit(1)
-    _early.extend(rest)
-    setup: HostSetup = first[1]
-    for name, value in setup.environ.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    _plugin.dask_host = True
-    try:
-        code = pytest.main(list(setup.args), plugins=[_Host(setup, channel, log)])
-        how = f"with exit code {int(code)}" + (f" ({code.name})" if isinstance(code, pytest.ExitCode) else "")
-    except BaseException:
-        how = f"with an error:\n{traceback.format_exc()}"
-    # pytest ended before its test loop: a usage error, an error in a conftest.
-    _leave(channel, ("failed", f"pytest ended {how} before running tests; its output:\n{_tail(log)}"), 1)
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2])
+_host = _this_host()
