@@ -537,9 +537,9 @@ class DaskPool:
             queue = tuple(remote.queue)
             running = queue[0] if queue else None
             events.append(WorkerOutput(name, None, why))
-            events.append(
-                Lost(name, running, queue[1:], None, remote.last, ended or remote.ended, (("dask", why),))
-            )
+            # No last task: with nothing running, losing the machine is not
+            # the doing of the test that ran last (as a worker's death is).
+            events.append(Lost(name, running, queue[1:], None, None, ended or remote.ended, (("dask", why),)))
         host.workers.clear()
         del self._hosts[host.name]
         try:
