@@ -193,8 +193,8 @@ class _Host:
         #: Why it cannot run tests (it collected something else, its pytest failed).
         self.problem: str | None = None
         self.replies: deque[Any] = deque()
+        #: It said goodbye (after "close"): its channel's end is no loss.
         self.closed = False
-        self.started = time.monotonic()
 
 
 class DaskPool:
@@ -236,14 +236,17 @@ class DaskPool:
 
     def _connect(self, address: str | None) -> None:
         if address is None:
-            self._cluster = distributed.LocalCluster(
-                n_workers=self._size,
-                threads_per_worker=1,
-                processes=True,
-                memory_limit=0,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
+            try:
+                self._cluster = distributed.LocalCluster(
+                    n_workers=self._size,
+                    threads_per_worker=1,
+                    processes=True,
+                    memory_limit=0,
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                )
+            except Exception as error:
+                raise DaskError(f"{self._where}: a local Dask cluster could not be started: {error}") from None
             address = self._cluster.scheduler_address
         self._address = address
         try:
