@@ -34,7 +34,6 @@ outcomes stops the benchmark (exit status 2).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
