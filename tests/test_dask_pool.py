@@ -394,14 +394,6 @@ def test_without_the_dask_extra_a_dask_group_is_a_usage_error_naming_it(pytester
     ) in result.stderr.str()
 
 
-def test_an_address_for_a_group_that_is_not_on_dask_is_a_usage_error(pytester, suite, run):
-    suite(test_one="def test_one():\n    pass\n")
-    pytester.makeini("[pytest]\npexen_groups = default: workers=2 address=tcp://lab:8786\n")
-    result = run("--pexen")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*address= of group 'default' is where a Dask scheduler listens*pool=process*"])
-
-
 def test_a_dask_address_with_no_group_on_dask_is_a_usage_error(pytester, suite, run):
     suite(test_one="def test_one():\n    pass\n")
     result = run("--pexen", "--pexen-dask=tcp://lab:8786")
