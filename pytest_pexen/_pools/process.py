@@ -17,6 +17,7 @@ workers (one line, ``worker index pid``), then ends.
 
 from __future__ import annotations
 
+import bisect
 import faulthandler
 import itertools
 import os
@@ -61,6 +62,10 @@ class _Worker:
         self.token = token
         self.progress = progress
         self.queue: deque[int] = deque()
+        #: The queue position of each task in the queue. Positions count every
+        #: task assigned, so once tasks were taken back from the middle of
+        #: the queue (from behind a running one) they are not consecutive.
+        self.positions: deque[int] = deque()
         #: Tasks assigned so far (the queue position of the next one).
         self.assigned = 0
         self.last: int | None = None
@@ -182,6 +187,7 @@ class ProcessPool:
     def assign(self, worker: str, indices: list[int]) -> None:
         handle = self._workers[worker]
         handle.queue.extend(indices)
+        handle.positions.extend(range(handle.assigned, handle.assigned + len(indices)))
         handle.assigned += len(indices)
         self._send(handle, ("run", indices))
 
@@ -193,11 +199,13 @@ class ProcessPool:
         started = handle.progress.take_back(handle.assigned, timeout=0.05)
         if started is None:
             return []
-        first = handle.assigned - len(handle.queue)
-        keep = max(0, started - first + 1)
+        # What the worker started (the running task, and one whose end is
+        # not read yet) stays; what lies behind it is taken back.
+        keep = bisect.bisect_right(handle.positions, started)
         revoked = list(handle.queue)[keep:]
         for _ in revoked:
             handle.queue.pop()
+            handle.positions.pop()
         return revoked
 
     def wait(self, timeout: float | None) -> list[Event]:
@@ -259,6 +267,7 @@ class ProcessPool:
             elif kind == "done":
                 assert worker.queue and worker.queue[0] == index, (worker.queue, index)
                 worker.queue.popleft()
+                worker.positions.popleft()
                 worker.last = index
                 events.append(Finished(worker.name, index, payload))
             elif kind == "reboot":
@@ -271,7 +280,9 @@ class ProcessPool:
                 # Tasks the controller took back are no longer its to drop.
                 dropped = tuple(index for index in payload if index in worker.queue)
                 for index in dropped:
-                    worker.queue.remove(index)
+                    at = worker.queue.index(index)
+                    del worker.queue[at]
+                    del worker.positions[at]
                 events.append(Dropped(worker.name, dropped))
             else:
                 events.append(Late(worker.name, index, payload))
