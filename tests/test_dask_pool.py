@@ -203,6 +203,38 @@ def test_a_worker_process_that_dies_on_a_dask_worker_is_replaced_there(pytester,
     result.assert_outcomes(passed=4, errors=1)
 
 
+def test_a_host_that_ends_costs_its_running_test_and_another_takes_its_place(pytester, suite, run, dask):
+    suite(
+        test_host='''
+        import time
+        import psutil
+        import pytest
+
+        def test_ends_its_host():
+            process = psutil.Process()
+            while "pytest_pexen._pools.dask_host" in " ".join(process.parent().cmdline()):
+                process = process.parent()
+            process.kill()
+            time.sleep(60)
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_after(n):
+            pass
+        '''
+    )
+    dask_group(pytester, workers=1)
+    result = run("--pexen", dask, "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*its host process on the Dask worker at tcp://* ended, its output:",
+            # Its pool's guardian ended the worker and what the test started.
+            "*its guardian ended 1 worker(s)*",
+        ]
+    )
+    assert statuses(result)["test_host.py::test_ends_its_host"] == "CRASHED "
+    result.assert_outcomes(passed=4, errors=1)
+
+
 def test_a_test_past_its_time_limit_on_a_dask_worker_is_ended_by_the_watchdog(pytester, suite, run, dask):
     released = pytester.path / "released"
     suite(

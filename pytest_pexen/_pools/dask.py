@@ -67,6 +67,8 @@ PLACE_SECONDS = 10.0
 #: Seconds the pool waits for a new worker once it has none left (a nanny
 #: restarts a Dask worker in one or two); the run loop, and a Ctrl-C, wait too.
 REPLACE_SECONDS = 10.0
+#: Most of a host's output that the pool fetches when the host ended by itself.
+_OUTPUT_TAIL = 4000
 #: Loggers of Dask that would speak in the controller's terminal.
 _LOGGERS = ("distributed", "tornado")
 
@@ -142,9 +144,25 @@ class Relay:
         await self._writer.drain()
 
     async def receive(self) -> bytes:
-        """What the host said since the last call; waits for something. b"": it is gone."""
+        """What the host said since the last call; waits for something. b"": it is gone.
+
+        So a call that fails means that this relay is out of reach.
+        """
         assert self._reader is not None
-        return await self._reader.read(1 << 20)
+        try:
+            return await self._reader.read(1 << 20)
+        except ConnectionError:  # it ended with our bytes unread
+            return b""
+
+    async def output(self) -> str:
+        """The end of what the host wrote (its pytest's errors, if it failed)."""
+        try:
+            with open(self._log, "rb") as file:
+                file.seek(0, os.SEEK_END)
+                file.seek(max(0, file.tell() - _OUTPUT_TAIL))
+                return file.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     async def stop(self) -> None:
         """End the host if it is still there (it ends its runner's process tree itself)."""
@@ -195,6 +213,10 @@ class _Host:
         self.replies: deque[Any] = deque()
         #: It said goodbye (after "close"): its channel's end is no loss.
         self.closed = False
+        #: Why its pump stopped, set (in the client's event loop) before the
+        #: channel ends: the relay's call failed (its Dask worker is gone), or
+        #: the relay said the host ended (None: it did not say).
+        self.cut_off: str | None = None
 
 
 class DaskPool:
@@ -325,7 +347,7 @@ class DaskPool:
         host.actor = actor
         self._hosts[name] = host
         self._selector.register(host.channel, selectors.EVENT_READ, host)
-        asyncio.run_coroutine_threadsafe(_pump(actor, theirs), self._client.loop.asyncio_loop)
+        asyncio.run_coroutine_threadsafe(_pump(host, theirs), self._client.loop.asyncio_loop)
         self._send(host, ("setup", self._setup._replace(name=name)))
 
     # -- the Pool interface ----------------------------------------------------------------
@@ -501,9 +523,21 @@ class DaskPool:
                 )
             if host.problem is not None:
                 self._refuse(host.address, host.problem)
-            why = f"its Dask worker at {host.address} was lost (the process, the machine or the connection went away)"
+            why = self._why_gone(host) if host.workers and not host.closed else "it ended"
             events.extend(self._lose(host, why, ended=host.closed))
         return events
+
+    def _why_gone(self, host: _Host) -> str:
+        if host.cut_off is not None:
+            return f"its Dask worker at {host.address} was lost ({host.cut_off})"
+        # The relay is there and says the host ended: a fault of the host
+        # (ours); what it wrote says which.
+        try:
+            output = host.actor.output().result(timeout=ANSWER_SECONDS)
+        except Exception:
+            output = ""
+        said = f", its output:\n{output}" if output.strip() else " (it wrote nothing)"
+        return f"its host process on the Dask worker at {host.address} ended{said}"
 
     def _refuse(self, address: str, problem: str) -> None:
         """*address* cannot run this suite: not tried again; said at once once the run is on."""
@@ -592,9 +626,10 @@ def _replace_lost(event: Lost, running: int | None, queued: tuple[int, ...], end
     )
 
 
-async def _pump(actor: Any, sock: socket.socket) -> None:
-    """Pass bytes between the pool's end of a socket pair and a relay, both ways, until either ends."""
+async def _pump(host: _Host, sock: socket.socket) -> None:
+    """Pass bytes between the pool's end of a socket pair and a host's relay, both ways, until either ends."""
     loop = asyncio.get_running_loop()
+    actor = host.actor
 
     async def out() -> None:
         try:
@@ -613,8 +648,9 @@ async def _pump(actor: Any, sock: socket.socket) -> None:
             if not data:
                 break
             await loop.sock_sendall(sock, data)
-    except Exception:
-        pass  # the relay's Dask worker is gone (OSError), or the pool closed
+    except Exception as error:
+        # The relay's Dask worker is gone (OSError), or the pool closed its end.
+        host.cut_off = f"{type(error).__name__}: {error}"
     finally:
         sending.cancel()
         await asyncio.gather(sending, return_exceptions=True)
