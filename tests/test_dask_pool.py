@@ -335,6 +335,27 @@ def test_a_dask_worker_that_collects_other_tests_is_a_clear_error(pytester, suit
     assert result.parseoutcomes() == {"blocked": 2}
 
 
+def test_coverage_of_a_local_group_survives_a_dask_group_after_it(pytester, suite, run, dask):
+    pytest.importorskip("pytest_cov")
+    pytester.makepyfile(mod="def f(x):\n    return x + 1\n")
+    suite(
+        test_local='''
+        import pytest
+        import mod
+
+        @pytest.mark.pexen(group="local")
+        def test_local():
+            assert mod.f(0) == 1
+        ''',
+        test_remote="def test_remote():\n    pass\n",
+    )
+    pytester.makeini("[pytest]\npexen_groups =\n    local: workers=1 pool=process\n    default: workers=2 pool=dask\n")
+    result = run("-p", "pytest_cov.plugin", "--pexen", dask, "--cov=mod", "--cov-report=term")
+    result.assert_outcomes(passed=2)
+    # Measured in the local worker, saved at its end, not erased by a host.
+    result.stdout.re_match_lines([r"mod.py\s+2\s+0\s+100%"])
+
+
 @pytest.mark.slow
 def test_without_an_address_pexen_runs_a_local_cluster_for_the_run(pytester, suite, run, tmp_path):
     pytest.importorskip("distributed")

@@ -484,19 +484,16 @@ class DaskPool:
         self._send(host, message)
         deadline = time.monotonic() + ANSWER_SECONDS
         while not host.replies and host.name in self._hosts and time.monotonic() < deadline:
-            self._pending.extend(self._read_all(max(0.0, deadline - time.monotonic()), only=host))
+            self._pending.extend(self._read_all(max(0.0, deadline - time.monotonic())))
         return host.replies.popleft() if host.replies else default
 
-    def _read_all(self, timeout: float, only: _Host | None = None) -> list[Event]:
+    def _read_all(self, timeout: float) -> list[Event]:
         events: list[Event] = []
         if not self._hosts:
             time.sleep(timeout)
             return events
         for key, _ in self._selector.select(timeout):
-            host = key.data
-            if only is not None and host is not only:
-                continue
-            events.extend(self._read(host))
+            events.extend(self._read(key.data))
         return events
 
     def _read(self, host: _Host) -> list[Event]:

@@ -98,9 +98,15 @@ def host_setup(
     config = session.config
     environ = {name: os.environ.get(name) for name in SESSION_VARIABLES}
     nodeids = tuple(item.nodeid for item in session.items)
+    args = tuple(config.invocation_params.args)
+    if config.pluginmanager.has_plugin("_cov"):
+        # pytest-cov in a host would erase the data files at its start (those
+        # that local workers of earlier groups saved, on the same machine),
+        # and nothing would save what the host's worker measured.
+        args += ("--no-cov",)
     return HostSetup(
         name="",
-        args=tuple(config.invocation_params.args),
+        args=args,
         directory=str(config.invocation_params.dir),
         environ=environ,
         nodeids=nodeids,
