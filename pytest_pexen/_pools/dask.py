@@ -40,7 +40,7 @@ from collections import deque
 from typing import Any, Mapping, Sequence
 
 from .._channel import Channel
-from .._errors import PexenError
+from .._errors import DaskError, PexenError
 from .._groups import DASK_EXTRA
 from .._watchdog import KILL_GRACE
 from . import Dropped, Event, Finished, Gone, Lost, WorkerOutput
@@ -73,10 +73,6 @@ _OUTPUT_TAIL = 4000
 _LOGGERS = ("distributed", "tornado")
 
 _numbers = itertools.count()
-
-
-class DaskError(PexenError):
-    """The Dask cluster cannot run this group (unreachable, no workers, another checkout)."""
 
 
 class Relay:
