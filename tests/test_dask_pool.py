@@ -2,7 +2,8 @@
 
 Most tests share one local cluster (two single-threaded worker processes,
 each with a nanny that restarts it if it dies) and give its address with
---pexen-dask; one lets pexen start a cluster of its own.
+--pexen-dask; two let pexen start a cluster of its own, and the usage
+errors need none.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def dask(dask_cluster: Any) -> str:
     return f"--pexen-dask={dask_cluster.scheduler_address}"
 
 
-def dask_group(pytester: pytest.Pytester, workers: int = 2, extra: str = "") -> None:
-    pytester.makeini(f"[pytest]\npexen_groups = default: workers={workers} pool=dask{extra}\n")
+def dask_group(pytester: pytest.Pytester, workers: int = 2) -> None:
+    pytester.makeini(f"[pytest]\npexen_groups = default: workers={workers} pool=dask\n")
 
 
 def statuses(result: pytest.RunResult) -> dict[str, str]:
