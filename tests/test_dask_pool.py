@@ -386,7 +386,22 @@ def test_without_an_address_pexen_runs_a_local_cluster_for_the_run(pytester, sui
 
 
 @pytest.mark.slow
-def test_ctrl_c_at_the_terminal_lets_tests_on_a_local_cluster_finish(pytester, suite, tmp_path, wait_for):
+@pytest.mark.parametrize(
+    "signum, closing",
+    [
+        # Ctrl-C at the terminal: running tests finish.
+        (signal.SIGINT, ["BLOCKED*not run: the run was interrupted (Ctrl-C)", "2 passed, 4 blocked"]),
+        # A CI runner cancelling the job: running tests are ended, with what they printed.
+        (
+            signal.SIGTERM,
+            ["ended while it ran: the run was ended by SIGTERM", "INTERRUPTED test_slow.py::*", "2 errors, 4 blocked"],
+        ),
+    ],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_signal_to_the_process_group_is_the_controllers_with_a_local_cluster(
+    pytester, suite, tmp_path, wait_for, signum, closing
+):
     pytest.importorskip("distributed")
     started = tmp_path / "started"
     suite(
@@ -403,22 +418,23 @@ def test_ctrl_c_at_the_terminal_lets_tests_on_a_local_cluster_finish(pytester, s
     )
     dask_group(pytester)
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-    command = [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", "--pexen", "-p", "no:cacheprovider"]
-    # A session of its own: the Ctrl-C goes to its process group as a terminal's would.
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_pexen._plugin", "--pexen", "-p", "no:cacheprovider", "-rA"]
+    # A session of its own: the signal goes to its process group (the local
+    # cluster's Dask workers too) as a terminal's or a CI runner's would.
     controller = subprocess.Popen(
         command, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
         assert wait_for(lambda: started.exists() and len(started.read_text().split()) == 2, 60)
-        os.killpg(controller.pid, signal.SIGINT)
+        os.killpg(controller.pid, signum)
         output, _ = controller.communicate(timeout=60)
     finally:
         if controller.poll() is None:
             os.killpg(controller.pid, signal.SIGKILL)
             controller.wait()
-    text = output.decode()
-    assert "2 passed, 4 blocked" in text, text
-    assert "not run: the run was interrupted (Ctrl-C)" in text
+    lines = output.decode().splitlines()
+    pytest.LineMatcher(lines).fnmatch_lines([f"*{line}*" for line in closing])
+    assert not any("CRASHED" in line for line in lines), lines
 
 
 BLOCK_DISTRIBUTED = '''

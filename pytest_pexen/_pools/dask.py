@@ -95,13 +95,15 @@ class Relay:
         in its *directory*; returns its pid.
 
         *own_cluster*: the Dask worker belongs to a local cluster the pool
-        started. It is then in the controller's process group, and a Ctrl-C
-        at the terminal, which asks the controller to let running tests
-        finish, must not end it; its event loop runs in the main thread,
-        where that can be said.
+        started. It is then in the controller's process group, and what the
+        terminal or a CI runner sends to that group (Ctrl-C, SIGTERM, SIGHUP)
+        is for the controller, which decides what happens to running tests
+        (its nanny stops it with a message, and SIGKILL if need be). Its
+        event loop runs in the main thread, where that can be said.
         """
         if own_cluster and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
         if not os.path.isdir(directory):
             raise DaskError(
                 f"the Dask worker on {socket.gethostname()} has no directory {directory}: "
