@@ -369,7 +369,8 @@ def test_without_an_address_pexen_runs_a_local_cluster_for_the_run(pytester, sui
 
         @pytest.mark.parametrize("n", range(6))
         def test_where(n):
-            line = f"{{os.environ['PYTEST_XDIST_WORKER']}} {{dask_worker().pid}}\\n"
+            count = os.environ["PYTEST_XDIST_WORKER_COUNT"]
+            line = f"{{os.environ['PYTEST_XDIST_WORKER']}} {{dask_worker().pid}} {{count}}\\n"
             with open({str(tmp_path / "seen")!r}, "a") as file:
                 file.write(line)
         '''
@@ -379,10 +380,11 @@ def test_without_an_address_pexen_runs_a_local_cluster_for_the_run(pytester, sui
     result = run("--pexen")
     result.assert_outcomes(passed=6)
     seen = {tuple(line.split()) for line in (tmp_path / "seen").read_text().splitlines()}
-    workers = {worker for worker, _ in seen}
+    workers = {worker for worker, _, _ in seen}
     assert len(workers) == 2 and all(worker.startswith("dask") for worker in workers)
+    assert {count for _, _, count in seen} == {"2"}  # the group's workers, as xdist counts them
     # The cluster lived for the run only.
-    assert not any(psutil.pid_exists(int(pid)) for _, pid in seen)
+    assert not any(psutil.pid_exists(int(pid)) for _, pid, _ in seen)
 
 
 @pytest.mark.slow

@@ -346,7 +346,7 @@ class DaskPool:
         self._hosts[name] = host
         self._selector.register(host.channel, selectors.EVENT_READ, host)
         asyncio.run_coroutine_threadsafe(_pump(host, theirs), self._client.loop.asyncio_loop)
-        self._send(host, ("setup", self._setup._replace(name=name)))
+        self._send(host, ("setup", self._setup._replace(name=name, workers=self._size)))
 
     # -- the Pool interface ----------------------------------------------------------------
 

@@ -42,7 +42,7 @@ import pytest
 from .._channel import Channel
 
 if TYPE_CHECKING:
-    from .._worker import Retry
+    from .._worker import Retry, WorkerSetup
     from .process import ProcessPool
 
 #: This module's name as a plugin: registered, the process is a host.
@@ -83,6 +83,8 @@ class HostSetup(NamedTuple):
     attempts_before: Mapping[str, int]
     #: The controller's base temporary directory (used where it exists, as on its machine).
     basetemp: str | None
+    #: Workers of the group on Dask (``workercount``, ``PYTEST_XDIST_WORKER_COUNT``).
+    workers: int = 1
 
 
 def host_setup(
@@ -162,7 +164,7 @@ def pytest_deselected(items: Sequence[pytest.Item]) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool:
     from .. import _api
-    from .._worker import WorkerSetup, run_worker
+    from .._worker import WorkerSetup
     from .process import ProcessPool
 
     host = _host
@@ -186,13 +188,21 @@ def pytest_runtestloop(session: pytest.Session) -> bool:
     # As in the controller: what collection made lives to the end, and the
     # runner forked from here shares its pages.
     gc.freeze()
-    target = functools.partial(
-        run_worker, session, WorkerSetup(setup.retries, setup.testrunuid, REBOOT_REFUSAL, lambda: None)
-    )
+    worker_setup = WorkerSetup(setup.retries, setup.testrunuid, REBOOT_REFUSAL, lambda: None)
+    target = functools.partial(_run_worker, session, worker_setup, setup.workers)
     pool = ProcessPool(1, target, name_prefix=f"{setup.name}-")
     pool.wake_on(host.channel)
     _serve(pool, host.channel, early)
     return True  # not reached: _serve ends the process
+
+
+def _run_worker(session: pytest.Session, setup: WorkerSetup, workers: int, channel: Channel) -> None:
+    """The local pool's runner, counting the group's workers on every host, not this pool's one."""
+    from .. import _worker_state
+    from .._worker import run_worker
+
+    _worker_state.count = workers
+    run_worker(session, setup, channel)
 
 
 def _say_why_not(host: _Host) -> None:
