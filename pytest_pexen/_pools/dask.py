@@ -299,7 +299,9 @@ class DaskPool:
                 )
             self._pending.extend(self._read_all(0.5))
         if self._refused or not self._hosts:
-            raise DaskError(f"{self._where}: the Dask cluster at {self._address} cannot run these tests: {self._refusals()}")
+            raise DaskError(
+                f"{self._where}: the Dask cluster at {self._address} cannot run these tests: {self._refusals()}"
+            )
 
     def _refusals(self) -> str:
         """Why Dask workers were refused, each reason once, with the workers it holds for."""
@@ -308,7 +310,9 @@ class DaskPool:
             by_reason.setdefault(reason, []).append(address)
         if not by_reason:
             return "no Dask worker was free"
-        return "; ".join(f"the Dask worker(s) at {', '.join(addresses)}: {reason}" for reason, addresses in by_reason.items())
+        return "; ".join(
+            f"the Dask worker(s) at {', '.join(addresses)}: {reason}" for reason, addresses in by_reason.items()
+        )
 
     def _free_workers(self) -> list[str]:
         """Dask workers with no host of this pool (nor a refusal)."""
@@ -337,7 +341,7 @@ class DaskPool:
             started.result(timeout=PLACE_SECONDS)
         except Exception as error:
             self._client.cancel([future])
-            self._refuse(address, str(error))
+            self._refuse(address, str(error) or type(error).__name__)
             return
         ours, theirs = socket.socketpair()
         theirs.setblocking(False)
@@ -538,7 +542,9 @@ class DaskPool:
         """*address* cannot run this suite: not tried again; said at once once the run is on."""
         self._refused[address] = problem
         if self._running:
-            sys.stderr.write(f"\npexen: {self._where}: the Dask worker at {address}: {problem}; the run goes on without it\n")
+            sys.stderr.write(
+                f"\npexen: {self._where}: the Dask worker at {address}: {problem}; the run goes on without it\n"
+            )
 
     def _mirror(self, host: _Host, event: Event) -> Event:
         """Follow a host's event in the controller's view of its workers' queues."""
