@@ -39,6 +39,9 @@ class Options:
     max_crashes: int
     #: Affinity of tests whose marker and conftests say nothing.
     affinity: str = DEFAULT_AFFINITY
+    #: The Dask scheduler of pool=dask groups without an address of their own
+    #: (None: a local cluster started for the run).
+    dask: str | None = None
     #: The state file (None: --pexen-state=off).
     state: Path | None = None
     resume: bool = False
@@ -49,9 +52,6 @@ class Options:
     reboot_cmd: str | None = None
     #: Seconds to wait for the machine to go down after the reboot command returned.
     reboot_wait: float = DEFAULT_REBOOT_WAIT
-    #: The Dask scheduler of pool=dask groups without an address of their own
-    #: (None: a local cluster started for the run).
-    dask: str | None = None
 
 
 def read_options(config: pytest.Config) -> Options:

@@ -26,11 +26,11 @@ XUNIT_PLUGIN = "pexen-xunit"
 DASK_HOST_PLUGIN = "pytest_pexen._pools.dask_host"
 #: Options that mean nothing without --pexen: (option, dest).
 _PEXEN_ONLY = (
+    ("--pexen-dask", "pexen_dask"),
     ("--pexen-resume", "pexen_resume"),
     ("--pexen-resume-anyway", "pexen_resume_anyway"),
     ("--pexen-break", "pexen_break"),
     ("--pexen-reboot-cmd", "pexen_reboot_cmd"),
-    ("--pexen-dask", "pexen_dask"),
 )
 #: --pexen-xunit-flavor choices (see :mod:`._xunit`).
 FLAVORS = ("junit10", "rich")
@@ -55,6 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N|auto",
         default=None,
         help="worker processes (default: ini pexen_workers, else auto = CPU count)",
+    )
+    group.addoption(
+        "--pexen-dask",
+        metavar="ADDRESS",
+        default=None,
+        help="the Dask scheduler (tcp://host:8786) that groups with pool=dask and no "
+        "address= of their own run on (default: ini pexen_dask, else a local cluster "
+        "started for the run); needs pytest-pexen[dask]",
     )
     group.addoption(
         "--pexen-no-pull",
@@ -153,14 +161,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="how long to wait for the machine to go down once the reboot command "
         "returned, before the run ends saying it did not (default: 300)",
-    )
-    group.addoption(
-        "--pexen-dask",
-        metavar="ADDRESS",
-        default=None,
-        help="the Dask scheduler (tcp://host:8786) that groups with pool=dask and no "
-        "address= of their own run on (default: ini pexen_dask, else a local cluster "
-        "started for the run); needs pytest-pexen[dask]",
     )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
     parser.addini("pexen_dask", "the Dask scheduler for groups with pool=dask (as --pexen-dask)", default="")
