@@ -56,7 +56,7 @@ def run_until_released(directory: Path, channel: Channel) -> None:
     queue: deque[tuple[int, int]] = deque()
     assigned = 0
     while True:
-        for kind, indices in channel.receive(wait=not queue):
+        for kind, indices, *_ in channel.receive(wait=not queue):
             if kind == "stop":
                 return
             queue.extend(enumerate(indices, assigned))
