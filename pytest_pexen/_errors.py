@@ -15,6 +15,10 @@ class PlanError(PexenError):
     """The suite's metadata cannot be scheduled (missing tag, cycle)."""
 
 
+class DaskError(PexenError):
+    """A Dask cluster cannot run a group with pool=dask (out of reach, no workers, another checkout)."""
+
+
 class Timeout(BaseException):
     """Raised inside a test that ran past its time limit (pexen watchdog).
 

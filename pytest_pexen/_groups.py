@@ -6,17 +6,20 @@ Tests with no ``group`` belong to the group named :data:`DEFAULT_GROUP`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from ._errors import PexenError
 
 DEFAULT_GROUP = "default"
-POOL_KINDS = ("process", "thread")
+POOL_KINDS = ("process", "thread", "dask")
 #: The most workers a group may have.
 MAX_WORKERS = 1024
-_KEYS = ("workers", "pool")
+_KEYS = ("workers", "pool", "address")
+#: What a user without the optional Dask dependency installs.
+DASK_EXTRA = "pip install 'pytest-pexen[dask]'"
 
 
 class GroupError(PexenError):
@@ -32,6 +35,9 @@ class GroupSpec:
     pool: str = "process"
     #: Whether the worker count was given explicitly (not a default).
     explicit_workers: bool = True
+    #: The Dask scheduler of a ``pool=dask`` group (None: --pexen-dask, else a
+    #: local cluster started for the run).
+    address: str | None = None
 
 
 def cpu_count() -> int:
@@ -85,10 +91,22 @@ def parse_spec(name: str, spec: Any, where: str, default_workers: int) -> GroupS
         raise GroupError(
             f"{where}: pool of group {name!r} must be one of {', '.join(POOL_KINDS)}, got {pool!r}"
         )
+    address = fields.get("address")
+    if address is not None:
+        if pool != "dask":
+            raise GroupError(
+                f"{where}: address= of group {name!r} is where a Dask scheduler listens, "
+                f"for a group with pool=dask; this group has pool={pool}"
+            )
+        if not isinstance(address, str) or not address.strip() or any(c.isspace() for c in address):
+            raise GroupError(
+                f"{where}: address of group {name!r} must be a Dask scheduler's address "
+                f"such as tcp://host:8786, got {address!r}"
+            )
     if "workers" in fields:
         workers = parse_workers(fields["workers"], f"{where}: workers of group {name!r}")
-        return GroupSpec(name, workers, pool)
-    return GroupSpec(name, default_workers, pool, explicit_workers=False)
+        return GroupSpec(name, workers, pool, address=address)
+    return GroupSpec(name, default_workers, pool, explicit_workers=False, address=address)
 
 
 def parse_ini_lines(lines: Iterable[str], default_workers: int) -> list[GroupSpec]:
@@ -123,5 +141,26 @@ def combine(
     if default is None:
         return {DEFAULT_GROUP: GroupSpec(DEFAULT_GROUP, default_workers)} | groups
     if default_workers_given or not default.explicit_workers:
-        groups[DEFAULT_GROUP] = GroupSpec(DEFAULT_GROUP, default_workers, default.pool)
+        groups[DEFAULT_GROUP] = replace(default, workers=default_workers, explicit_workers=True)
     return groups
+
+
+def require_dask(groups: Iterable[GroupSpec], where: str) -> None:
+    """A usage error if a group runs on Dask and the distributed package is missing.
+
+    Looked up, not imported: importing it takes a while, and only the pool
+    that runs on Dask needs it.
+    """
+    dask = [spec.name for spec in groups if spec.pool == "dask"]
+    if not dask:
+        return
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):  # ValueError: set to None in sys.modules
+        found = False
+    if not found:
+        names = ", ".join(repr(name) for name in dask)
+        raise GroupError(
+            f"{where}: group {names} runs on Dask (pool=dask), which needs the "
+            f"distributed package; install it with: {DASK_EXTRA}"
+        )

@@ -15,7 +15,7 @@ import pytest
 
 from ._errors import PexenError
 from ._files import check_new_file
-from ._groups import parse_ini_lines, parse_workers
+from ._groups import parse_ini_lines, parse_workers, require_dask
 from ._metadata import AFFINITY_CHOICES, MAX_TIMEOUT
 from ._state import DEFAULT_PATH
 
@@ -44,6 +44,9 @@ class Options:
     max_crashes: int
     #: Affinity of tests whose marker and conftests say nothing.
     affinity: str = DEFAULT_AFFINITY
+    #: The Dask scheduler of pool=dask groups without an address of their own
+    #: (None: a local cluster started for the run).
+    dask: str | None = None
     #: The state file (None: --pexen-state=off).
     state: Path | None = None
     resume: bool = False
@@ -77,7 +80,7 @@ def read_options(config: pytest.Config) -> Options:
     if timeout is None:
         timeout = seconds(config.getini("pexen_timeout") or None, "ini pexen_timeout")
     # The ini groups are checked here too; hooks may add groups after collection.
-    parse_ini_lines(config.getini("pexen_groups"), workers)
+    require_dask(parse_ini_lines(config.getini("pexen_groups"), workers), "ini pexen_groups")
     affinity = _choice(config.getoption("pexen_affinity"), "--pexen-affinity")
     if affinity is None:
         affinity = _choice(config.getini("pexen_affinity") or None, "ini pexen_affinity")
@@ -109,7 +112,21 @@ def read_options(config: pytest.Config) -> Options:
         timeout=timeout,
         session_timeout=seconds(config.getoption("pexen_session_timeout"), "--pexen-session-timeout"),
         max_crashes=max_crashes,
+        dask=_dask_address(config),
     )
+
+
+def _dask_address(config: pytest.Config) -> str | None:
+    """--pexen-dask, else ini pexen_dask; None if neither is given."""
+    given = config.getoption("pexen_dask")
+    source = "--pexen-dask"
+    if given is None:
+        given, source = config.getini("pexen_dask") or None, "ini pexen_dask"
+    if given is None:
+        return None
+    if not given.strip() or any(c.isspace() for c in given.strip()):
+        raise PexenError(f"{source} must be a Dask scheduler's address such as tcp://host:8786, got {given!r}")
+    return given.strip()
 
 
 def state_path(config: pytest.Config) -> Path | None:

@@ -21,8 +21,13 @@ from ._errors import PexenError
 
 #: Name under which the xUnit writer is registered (workers unregister it).
 XUNIT_PLUGIN = "pexen-xunit"
+#: The plugin that makes a process a Dask worker's host (:mod:`._pools.dask_host`):
+#: it collects as the controller does, and the controller plans and runs.
+#: Named here, not imported: this module stays light.
+DASK_HOST_PLUGIN = "pytest_pexen._pools.dask_host"
 #: Options that mean nothing without --pexen: (option, dest).
 _PEXEN_ONLY = (
+    ("--pexen-dask", "pexen_dask"),
     ("--pexen-resume", "pexen_resume"),
     ("--pexen-resume-anyway", "pexen_resume_anyway"),
     ("--pexen-break", "pexen_break"),
@@ -53,6 +58,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N|auto",
         default=None,
         help="worker processes (default: ini pexen_workers, else auto = CPU count)",
+    )
+    group.addoption(
+        "--pexen-dask",
+        metavar="ADDRESS",
+        default=None,
+        help="the Dask scheduler (tcp://host:8786) that groups with pool=dask and no "
+        "address= of their own run on (default: ini pexen_dask, else a local cluster "
+        "started for the run); needs pytest-pexen[dask]",
     )
     group.addoption(
         "--pexen-no-pull",
@@ -180,6 +193,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the run as a Chrome trace (JSON) that Perfetto opens (default: ini pexen_trace)",
     )
     parser.addini("pexen_workers", "worker processes for --pexen (N or auto)", default="auto")
+    parser.addini("pexen_dask", "the Dask scheduler for groups with pool=dask (as --pexen-dask)", default="")
     parser.addini("pexen_state", "path of the state file (as --pexen-state)", default="")
     parser.addini("pexen_reboot_cmd", "shell command that reboots the machine (as --pexen-reboot-cmd)", default="")
     parser.addini("pexen_xunit", "path of the JUnit XML file, relative to the rootdir (as --pexen-xunit)", default="")
@@ -192,7 +206,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _sources.add_ini(parser)
     parser.addini(
         "pexen_groups",
-        "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread'",
+        "exclusivity groups for --pexen, one per line: 'name: workers=N|auto pool=process|thread|dask [address=tcp://HOST:PORT]'",
         type="linelist",
         default=[],
     )
@@ -209,6 +223,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--pexen-status``: show the runs in the state file, run nothing. And
     ``--pexen-resume`` with nothing to resume: say so, before any plugin starts
     a session (which would write empty report files over the last run's)."""
+    if config.pluginmanager.has_plugin(DASK_HOST_PLUGIN):
+        return None
     if config.getoption("pexen") and config.getoption("pexen_resume"):
         from ._resume import nothing_to_resume
 
@@ -232,7 +248,8 @@ def pytest_configure(config: pytest.Config) -> None:
     xunit = config.getoption("pexen_xunit")
     if not xunit and config.getini("pexen_xunit"):
         xunit = str(config.rootpath / config.getini("pexen_xunit"))
-    if xunit and not hasattr(config, "workerinput"):
+    dask_host = config.pluginmanager.has_plugin(DASK_HOST_PLUGIN)
+    if xunit and not hasattr(config, "workerinput") and not dask_host:
         from ._xunit import XunitWriter
 
         config.pluginmanager.register(
@@ -263,6 +280,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # the failed tests require are among them, so collect everything and
         # let --lf deselect instead.
         config.pluginmanager.unregister(name="lfplugin-collwrapper")
+    if dask_host:
+        return
     from ._session import PexenSession
 
     # Registered here, after the cache plugin, so that our collection wrapper

@@ -25,7 +25,7 @@ from ._errors import PexenError
 from . import _events as ev
 from ._data import Inputs
 from ._planner import PASSING_OUTCOMES, Planner, State
-from ._pool import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
+from ._pools import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
 from ._record import NoRecorder, Recorder, Saved, break_reason, load_payload
 from ._reporting import Reporter, busy_of, duration_of, outcome_of
 from ._sources.added import Growth
@@ -173,7 +173,14 @@ class RunLoop:
             while not self._must_stop() and (group := self._planner.next_group()) is not None:
                 if bus.on:
                     bus.publish(ev.GroupBegan(group, time.monotonic()))
-                self._run_group(self._make_pool(group))
+                try:
+                    pool = self._make_pool(group)
+                except PexenError as error:
+                    # A pool that cannot start (a Dask cluster out of reach): what
+                    # is left is reported as not run, saying why.
+                    self.stopped_because = str(error)
+                    break
+                self._run_group(pool)
             why = self._ending or self.stopped_because or self._interrupted_because()
             if why is not None and self.paused_because is None:
                 # Tests added for the tests reported not run are not run either.
@@ -260,6 +267,9 @@ class RunLoop:
                 pool.shutdown(drop_queued=False)
             assigned = pool.assigned()
             if not assigned:
+                if not stopping:
+                    # Every worker is gone and none could be started (Dask workers lost).
+                    self.stopped_because = "no worker is left to run tests on"
                 return
             if not stopping and not any(assigned.values()) and not self._must_stop():
                 self._check_not_stalled()

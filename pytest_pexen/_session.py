@@ -21,15 +21,15 @@ from . import _api, _summary
 from ._errors import PexenError, PlanError
 from ._defaults import ConftestDefaults
 from ._events import Bus
-from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec
+from ._groups import DEFAULT_GROUP, GroupSpec, combine, parse_ini_lines, parse_spec, require_dask
 from ._metadata import Meta
 from ._options import Options
 from ._planner import Planner, Task, pull_in
-from ._pool import Pool
-from ._process_pool import ProcessPool
+from ._pools import Pool
+from ._pools.process import ProcessPool
+from ._pools.thread import ThreadPool
 from ._reporting import PEXEN_FAILURES, say
 from ._runloop import Limits, RunLoop
-from ._thread_pool import ThreadPool
 from ._resume import PAUSED, SessionState
 from ._state import StateError
 from ._sources import added
@@ -171,6 +171,11 @@ class PexenSession:
         assert self._defaults is not None
         meta = self._added_metas[item.nodeid] = self._defaults.meta(item)
         task = self._task(item, meta)
+        if self._groups[task.group].pool == "dask":
+            raise PexenError(
+                f"{item.nodeid}: group {task.group!r} runs on Dask, whose hosts collect the suite "
+                "themselves and cannot know a test added during the run; add it to another group"
+            )
         # A --pexen-break pattern may name it (the run loop reads this dict).
         self._breakpoints.update(_breakpoints(self._options.breakpoints, [task]))
         return task
@@ -219,7 +224,15 @@ class PexenSession:
                 )
             for name, spec in result.items():
                 specs.append(parse_spec(name, spec, "pytest_pexen_groups", self._options.workers))
-        return combine(specs, self._options.workers, self._options.workers_given)
+        groups = combine(specs, self._options.workers, self._options.workers_given)
+        require_dask(groups.values(), "pexen groups")
+        if self._options.dask is not None and all(spec.pool != "dask" for spec in groups.values()):
+            raise PexenError(
+                f"--pexen-dask {self._options.dask} (or ini pexen_dask) is the Dask scheduler of "
+                "groups with pool=dask, and no group has it; say which tests run there in ini "
+                "pexen_groups, e.g. 'default: workers=8 pool=dask'"
+            )
+        return groups
 
     def _task(self, item: pytest.Item, meta: Meta) -> Task:
         group = meta.group or DEFAULT_GROUP
@@ -435,6 +448,14 @@ class PexenSession:
         size = max(1, min(spec.workers, self._planner.group_size(group)))
         if spec.pool == "thread":
             return ThreadPool(size, functools.partial(run_in_thread, session.items, self._retries))
+        if spec.pool == "dask":
+            from ._pools.dask import DaskPool
+            from ._pools.dask_host import host_setup
+
+            setup = host_setup(session, self._deselected, self._retries, self._testrunuid, self._scratch)
+            where = "address=" if spec.address else "--pexen-dask" if self._options.dask else "a local cluster"
+            address = spec.address or self._options.dask
+            return DaskPool(size, address, setup, f"group {group!r} (pool=dask, {where})")
         signals = self._loop.signals_before_run if self._loop is not None else {}
         setup = WorkerSetup(self._retries, self._testrunuid, self._reboot_refusal(), self._state.close_after_fork)
         target = functools.partial(run_worker, session, setup)

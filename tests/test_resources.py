@@ -187,9 +187,14 @@ def test_unknown_group_is_a_usage_error(suite, run):
     [
         ("vm workers=1", "expected 'name: workers=N pool=KIND'"),
         ("vm: workers=0", "workers of group 'vm' must be a whole number from 1 to 1024, or 'auto', got '0'"),
-        ("vm: pool=fiber", "pool of group 'vm' must be one of process, thread, got 'fiber'"),
-        ("vm: cores=2", "unknown setting 'cores' for group 'vm'; known: workers, pool"),
+        ("vm: pool=fiber", "pool of group 'vm' must be one of process, thread, dask, got 'fiber'"),
+        ("vm: cores=2", "unknown setting 'cores' for group 'vm'; known: workers, pool, address"),
         ("vm: workers", "expected key=value, got 'workers'"),
+        (
+            "vm: workers=2 address=tcp://lab:8786",
+            "address= of group 'vm' is where a Dask scheduler listens, for a group with pool=dask; "
+            "this group has pool=process",
+        ),
     ],
 )
 def test_bad_group_configuration_is_a_usage_error(pytester, suite, run, line, message):

@@ -10,7 +10,7 @@ A command runs in a session of its own, with a token in its environment,
 so that its whole process tree can be ended (see :mod:`.._processes`):
 by the process pool's watchdog (which raises :class:`~.._errors.Timeout`
 in the test), by a thread pool's watchdog (which ends the tree from the
-controller's thread, see :meth:`~.._thread_pool.ThreadPool.interrupt`), or
+controller's thread, see :meth:`~.._pools.thread.ThreadPool.interrupt`), or
 by Ctrl-C.
 """
 
@@ -34,7 +34,7 @@ from _pytest.outcomes import Skipped
 
 from .. import _api, _data
 from .._errors import Timeout
-from .._pool import exit_description
+from .._pools import exit_description
 from .._processes import COMMAND_VARIABLE, Command as Running, command_finished, command_started, end_commands
 from .._watchdog import KILL_GRACE
 from . import settings

@@ -9,8 +9,10 @@ not read yet, and the tasks the ended workers had). Pools know nothing of tags o
 pytest; what a worker does with an index is given to the pool as a function.
 :meth:`~Pool.revoke` takes back the tasks queued behind a worker's running
 one (a long test) so that other workers can run them.
-The kinds: :class:`~pytest_pexen._process_pool.ProcessPool` and
-:class:`~pytest_pexen._thread_pool.ThreadPool`.
+The kinds: :class:`~pytest_pexen._pools.process.ProcessPool`,
+:class:`~pytest_pexen._pools.thread.ThreadPool` and
+:class:`~pytest_pexen._pools.dask.DaskPool` (imported only when a group
+asks for it: it needs the optional ``distributed`` package).
 """
 
 from __future__ import annotations

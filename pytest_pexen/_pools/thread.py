@@ -21,9 +21,9 @@ import traceback
 from collections import deque
 from typing import Any, Callable, Mapping, Sequence
 
-from ._pool import Dropped, Event, Finished, Gone, Lost
-from ._processes import end_commands_of
-from ._watchdog import KILL_GRACE
+from .._processes import end_commands_of
+from .._watchdog import KILL_GRACE
+from . import Dropped, Event, Finished, Gone, Lost
 
 #: Runs the task at an index, given its inputs (see :mod:`._data`); returns its payload.
 TaskRunner = Callable[[int, "bytes | None"], Any]

@@ -18,6 +18,7 @@ workers (one line, ``worker index pid``), then ends.
 
 from __future__ import annotations
 
+import bisect
 import faulthandler
 import itertools
 import os
@@ -33,12 +34,12 @@ from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 import psutil
 
-from . import _worker_state
-from ._channel import Channel
-from ._errors import PexenError, Timeout
-from ._pool import Dropped, Event, Finished, Gone, Late, Lost, Reboot, Stray, WorkerOutput, exit_description
-from ._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
-from ._watchdog import KILL_GRACE
+from .. import _worker_state
+from .._channel import Channel
+from .._errors import PexenError, Timeout
+from .._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
+from .._watchdog import KILL_GRACE
+from . import Dropped, Event, Finished, Gone, Late, Lost, Reboot, Stray, WorkerOutput, exit_description
 
 WorkerTarget = Callable[[Channel], None]
 
@@ -62,6 +63,10 @@ class _Worker:
         self.token = token
         self.progress = progress
         self.queue: deque[int] = deque()
+        #: The queue position of each task in the queue. Positions count every
+        #: task assigned, so once tasks were taken back from the middle of
+        #: the queue (from behind a running one) they are not consecutive.
+        self.positions: deque[int] = deque()
         #: Tasks assigned so far (the queue position of the next one).
         self.assigned = 0
         self.last: int | None = None
@@ -95,12 +100,14 @@ class ProcessPool:
         scratch_parent: str | None = None,
         worker_signals: Mapping[int, Any] | None = None,
         task_count: Callable[[], int] | None = None,
+        name_prefix: str = "",
     ) -> None:
         """*scratch_parent*: where the pool keeps its small files (default: the system's
         temp dir). *worker_signals*: signal handlers the workers run with, in place
         of those the controller set up for itself. *task_count*: how many tasks
         there are now (tasks may be added during the run; a worker forked before
-        one was added cannot run it, see :meth:`assign`)."""
+        one was added cannot run it, see :meth:`assign`). *name_prefix*: starts every
+        worker's name, to keep names unique in a run whose pools live in several processes."""
         if not hasattr(os, "fork"):
             raise PexenError(
                 "the process pool needs os.fork(), which this platform lacks; "
@@ -108,6 +115,9 @@ class ProcessPool:
             )
         self._target = target
         self._task_count = task_count
+        self._name_prefix = name_prefix
+        #: What wait() also wakes on; closed in workers, like the channels.
+        self._wake: list[Any] = []
         self._worker_signals = dict(worker_signals or {})
         self._workers: dict[str, _Worker] = {}
         self._selector = selectors.DefaultSelector()
@@ -126,7 +136,7 @@ class ProcessPool:
             self._spawn()
 
     def _spawn(self) -> _Worker:
-        name = f"gw{next(_numbers)}"
+        name = f"{self._name_prefix}gw{next(_numbers)}"
         self._spawned += 1
         ours, theirs = Channel.pair()
         for stream in (sys.stdout, sys.stderr):
@@ -147,6 +157,8 @@ class ProcessPool:
                 if other.pidfd is not None:
                     os.close(other.pidfd)
             self._selector.close()
+            for fileobj in self._wake:
+                fileobj.close()
             os.close(self._stray_read)
             self._guardian.close_in_child()
             _become_shim(token)
@@ -170,6 +182,15 @@ class ProcessPool:
             self._selector.register(pidfd, selectors.EVENT_READ, (worker, "exit"))
         return worker
 
+    def wake_on(self, fileobj: Any) -> None:
+        """Let :meth:`wait` also return, with what it has, when *fileobj* is readable.
+
+        For a pool driven by messages from elsewhere (a Dask worker's relay):
+        its owner waits on both at once.
+        """
+        self._selector.register(fileobj, selectors.EVENT_READ, (None, "wake"))
+        self._wake.append(fileobj)
+
     def assigned(self) -> dict[str, Sequence[int]]:
         """Each worker's tasks, the running one (if any) first (read-only)."""
         return {name: w.queue for name, w in self._workers.items()}
@@ -184,6 +205,7 @@ class ProcessPool:
         if indices and max(indices) >= handle.known:
             handle = self._take_over(handle)
         handle.queue.extend(indices)
+        handle.positions.extend(range(handle.assigned, handle.assigned + len(indices)))
         handle.assigned += len(indices)
         self._send(handle, ("run", indices, inputs or None))
 
@@ -202,11 +224,13 @@ class ProcessPool:
         started = handle.progress.take_back(handle.assigned, timeout=0.05)
         if started is None:
             return []
-        first = handle.assigned - len(handle.queue)
-        keep = max(0, started - first + 1)
+        # What the worker started (the running task, and one whose end is
+        # not read yet) stays; what lies behind it is taken back.
+        keep = bisect.bisect_right(handle.positions, started)
         revoked = list(handle.queue)[keep:]
         for _ in revoked:
             handle.queue.pop()
+            handle.positions.pop()
         return revoked
 
     def wait(self, timeout: float | None) -> list[Event]:
@@ -218,6 +242,8 @@ class ProcessPool:
         exited: list[_Worker] = []
         for key, _ in self._selector.select(timeout):
             worker, what = key.data
+            if what == "wake":
+                continue
             if what == "stray":
                 self._read_strays()
             elif what == "channel":
@@ -266,6 +292,7 @@ class ProcessPool:
             elif kind == "done":
                 assert worker.queue and worker.queue[0] == index, (worker.queue, index)
                 worker.queue.popleft()
+                worker.positions.popleft()
                 worker.last = index
                 events.append(Finished(worker.name, index, payload))
             elif kind == "reboot":
@@ -278,7 +305,9 @@ class ProcessPool:
                 # Tasks the controller took back are no longer its to drop.
                 dropped = tuple(index for index in payload if index in worker.queue)
                 for index in dropped:
-                    worker.queue.remove(index)
+                    at = worker.queue.index(index)
+                    del worker.queue[at]
+                    del worker.positions[at]
                 events.append(Dropped(worker.name, dropped))
             else:
                 events.append(Late(worker.name, index, payload))
