@@ -231,6 +231,17 @@ def test_the_eta_comes_from_earlier_durations_once_there_is_a_basis() -> None:
     assert "ETA 30s" in progress.status(30.0, 200)
 
 
+def test_no_eta_without_earlier_durations() -> None:
+    # Three quick tests done and a long one running: counting tests would say seconds.
+    progress = _progress()
+    progress.notice(ev.RunBegan(0.0, 1000.0))
+    for name, at in (("t::a", 1.0), ("t::b", 2.0), ("t::c", 3.0)):
+        progress.notice(ev.Handed("gw0", (name,), at - 1))
+        progress.notice(ev.Finished(name, "passed", at))
+    assert progress.eta(30.0) is None
+    assert "ETA" not in progress.status(30.0, 200)
+
+
 def test_a_test_added_during_the_run_counts_in_the_total() -> None:
     progress = _progress()
     progress.notice(ev.Handed("gw0", ("t::new",), 0.0))

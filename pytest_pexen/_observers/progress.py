@@ -176,8 +176,14 @@ class Progress:
         return found
 
     def eta(self, now: float) -> float | None:
-        """Seconds left, from the share of the expected work done so far; None without a basis."""
-        if self.began is None or self.done < ETA_TESTS or now - self.began < ETA_AFTER or self._work_done <= 0:
+        """Seconds left, from the share of the expected work done so far; None without a basis.
+
+        The basis is earlier runs' durations: counting tests alone, a run
+        whose long tests come last would show an ETA of seconds for minutes.
+        """
+        if not self._weight or self.began is None or self.done < ETA_TESTS or now - self.began < ETA_AFTER:
+            return None
+        if self._work_done <= 0:
             return None
         rate = self._work_done / (now - self.began)
         return max(0.0, self._work_total - self._work_done) / rate
