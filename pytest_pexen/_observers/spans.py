@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .. import _events as ev
+from .. import _files
 from .._planner import Task
 
 #: Outcomes from the worst to the best: an aggregate of tests shows its worst.
@@ -345,3 +346,35 @@ _RANK = {name: place for place, name in enumerate(SEVERITY)}
 def worst(outcomes: Iterable[str]) -> str:
     """The worst of *outcomes* (one not in :data:`SEVERITY`, such as "running", counts as worst)."""
     return min(outcomes, key=lambda outcome: _RANK.get(outcome, -1), default="passed")
+
+
+class FileWriter:
+    """An observer that writes a file from the shared record of the run
+    (:class:`Spans`, which takes the events): the timeline, the trace."""
+
+    #: It reads the record, so it takes no events itself.
+    listens = False
+
+    def __init__(
+        self, path: str, spans: Spans, history: Callable[[], History | None], say: Callable[[str], None]
+    ) -> None:
+        self._path = path
+        self._spans = spans
+        self._history = history
+        self._say = say
+        self._new_file_mode = 0o666 & ~_files.umask()
+
+    def notice(self, event: ev.Event) -> None:
+        """Not called (``listens`` is False)."""
+
+    def _replace(self, data: bytes) -> None:
+        _files.replace(self._path, data, new_file_mode=self._new_file_mode, make_directories=True)
+
+    def _write_last(self, data: bytes, name: str, written: str) -> None:
+        """The file's final write; says *written*, or that the file *name* was not written, and why."""
+        try:
+            self._replace(data)
+        except OSError as error:
+            self._say(f"{name} {self._path} was not written: {_files.describe(error)}")
+            return
+        self._say(written)

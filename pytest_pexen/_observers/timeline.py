@@ -34,10 +34,9 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from .. import _events as ev
 from .. import _files
 from .progress import clock
-from .spans import History, Spans, TestSpan, lock_waits, totals, worst
+from .spans import FileWriter, History, Spans, TestSpan, lock_waits, totals, worst
 
 MIN_INTERVAL = 2.0
 COST_FACTOR = 30
@@ -71,7 +70,7 @@ COLOURS = {
 _GROUP_COLOURS = ("#eef3fb", "#fbf3e8", "#eefbf1", "#f6eefb", "#fbeef0")
 
 
-class TimelineObserver:
+class TimelineObserver(FileWriter):
     """Keeps the timeline file current during the run; writes it whole at the end.
 
     During the run the page is made in the run loop's thread (the record of
@@ -81,17 +80,11 @@ class TimelineObserver:
     """
 
     title = "the --pexen-timeline writer"
-    #: It reads the shared record of the run (:class:`Spans`), which takes the events.
-    listens = False
 
     def __init__(
         self, path: str, spans: Spans, history: Callable[[], History | None], say: Callable[[str], None]
     ) -> None:
-        self._path = path
-        self._spans = spans
-        self._history = history
-        self._say = say
-        self._new_file_mode = 0o666 & ~_files.umask()
+        super().__init__(path, spans, history, say)
         #: The record's count of changes at the last page made.
         self._seen = 0
         self._next_write: float | None = None
@@ -100,9 +93,6 @@ class TimelineObserver:
         #: What the last write during the run failed with (said once, in the run loop's thread).
         self._trouble: str | None = None
         self._warned = False
-
-    def notice(self, event: ev.Event) -> None:
-        """Not called (``listens`` is False)."""
 
     def tick(self, now: float) -> float:
         if self._done or self._spans.began is None:
@@ -132,12 +122,7 @@ class TimelineObserver:
         self._done = True
         if self._writing is not None:
             self._writing.join()
-        try:
-            self._replace(self._page(time.monotonic()))
-        except OSError as error:
-            self._say(f"the timeline {self._path} was not written: {_files.describe(error)}")
-            return
-        self._say(f"timeline of the run: {self._path}")
+        self._write_last(self._page(time.monotonic()), "the timeline", f"timeline of the run: {self._path}")
 
     def _page(self, now: float) -> bytes:
         return render(self._spans, self._history(), now).encode("utf-8")
@@ -147,9 +132,6 @@ class TimelineObserver:
             self._replace(data)
         except Exception as error:  # a failed rewrite never ends the run; the last write tries again
             self._trouble = _files.describe(error)
-
-    def _replace(self, data: bytes) -> None:
-        _files.replace(self._path, data, new_file_mode=self._new_file_mode, make_directories=True)
 
 
 def render(spans: Spans, history: History | None, now: float) -> str:

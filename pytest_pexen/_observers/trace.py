@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .. import _events as ev
-from .. import _files
-from .spans import History, Spans, lock_waits, totals
+from .spans import FileWriter, History, Spans, lock_waits, totals
 
 #: The process id all tracks share.
 PID = 1
@@ -26,25 +24,16 @@ PID = 1
 _GROUPS_TID = 10_000
 
 
-class TraceObserver:
+class TraceObserver(FileWriter):
     """Writes the trace file when the run is over."""
 
     title = "the --pexen-trace writer"
-    #: It reads the shared record of the run (:class:`Spans`), which takes the events.
-    listens = False
 
     def __init__(
         self, path: str, spans: Spans, history: Callable[[], History | None], say: Callable[[str], None]
     ) -> None:
-        self._path = path
-        self._spans = spans
-        self._history = history
-        self._say = say
-        self._new_file_mode = 0o666 & ~_files.umask()
+        super().__init__(path, spans, history, say)
         self._written = False
-
-    def notice(self, event: ev.Event) -> None:
-        """Not called (``listens`` is False)."""
 
     def tick(self, now: float) -> float:
         return float("inf")
@@ -54,12 +43,7 @@ class TraceObserver:
             return
         self._written = True
         data = json.dumps(trace(self._spans, self._history()), separators=(",", ":")).encode()
-        try:
-            _files.replace(self._path, data, new_file_mode=self._new_file_mode, make_directories=True)
-        except OSError as error:
-            self._say(f"the trace file {self._path} was not written: {_files.describe(error)}")
-            return
-        self._say(f"trace of the run (open it in ui.perfetto.dev): {self._path}")
+        self._write_last(data, "the trace file", f"trace of the run (open it in ui.perfetto.dev): {self._path}")
 
 
 def trace(spans: Spans, history: History | None) -> dict[str, Any]:
