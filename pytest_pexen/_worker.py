@@ -32,7 +32,7 @@ from _pytest import nodes
 from _pytest.junitxml import xml_key
 from _pytest.runner import CallInfo
 
-from . import _api, _data, _worker_state
+from . import _api, _data, _forks, _worker_state
 from ._channel import Channel
 from ._errors import Timeout
 from ._plugin import XUNIT_PLUGIN
@@ -446,9 +446,7 @@ def _start(session: pytest.Session, testrunuid: str, channel: Channel) -> None:
         # Ended by SIGTERM (the watchdog, a cancelled run): finish first, so
         # what the worker measured (coverage, ...) is not lost with it; then
         # what was there before (dying, or a handler such as coverage's).
-        signal.signal(
-            signal.SIGTERM, lambda signum, frame: _finish_then(session, channel, previous, signum, frame)
-        )
+        _forks.catch(signal.SIGTERM, functools.partial(_finish_then, session, channel, previous))
     try:
         config.hook.pytest_pexen_worker_start(config=config, workerinput=workerinput)
     except Exception:

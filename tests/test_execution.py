@@ -468,6 +468,38 @@ def test_tests_may_use_multiprocessing(suite, run):
     run("--pexen").assert_outcomes(passed=1)
 
 
+def test_processes_a_test_forks_get_signals_as_plain_pytest_leaves_them(suite, run):
+    # The worker catches SIGTERM, SIGUSR1 and SIGUSR2; a child a test forks
+    # does not: it dies of each, as under plain pytest, even sent at once.
+    suite(
+        test_fork='''
+        import os
+        import signal
+        import time
+
+        import pytest
+
+        @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2])
+        def test_child_dies_of(signum):
+            pid = os.fork()
+            if pid == 0:
+                if signal.getsignal(signum) != signal.SIG_DFL:
+                    os._exit(3)
+                time.sleep(60)
+                os._exit(0)
+            os.kill(pid, signum)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFSIGNALED(status), os.waitstatus_to_exitcode(status)
+            assert os.WTERMSIG(status) == signum
+
+        def test_no_signal_stays_held_back():
+            assert not signal.pthread_sigmask(signal.SIG_BLOCK, set())
+        '''
+    )
+    run().assert_outcomes(passed=4)
+    run("--pexen").assert_outcomes(passed=4)
+
+
 def test_unpicklable_values_inside_named_tuples(suite, run):
     suite(
         test_named='''

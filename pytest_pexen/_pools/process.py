@@ -19,7 +19,6 @@ workers (one line, ``worker index pid``), then ends.
 from __future__ import annotations
 
 import bisect
-import faulthandler
 import itertools
 import os
 import selectors
@@ -34,7 +33,7 @@ from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 import psutil
 
-from .. import _worker_state
+from .. import _forks, _worker_state
 from .._channel import Channel
 from .._errors import PexenError, Timeout
 from .._processes import TOKEN_VARIABLE, Guardian, become_subreaper, end, tree
@@ -548,7 +547,7 @@ def _become_runner(stacks_path: str, reason_path: str, signals: Mapping[int, Any
     for signum, handler in signals.items():
         signal.signal(signum, handler)
     stacks = open(stacks_path, "a")
-    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
+    _forks.dump_stacks_on(signal.SIGUSR1, stacks)
 
     def interrupt(signum: int, frame: object) -> None:
         __tracebackhide__ = True
@@ -556,7 +555,7 @@ def _become_runner(stacks_path: str, reason_path: str, signals: Mapping[int, Any
             with open(reason_path) as file:
                 raise Timeout(file.read())
 
-    signal.signal(signal.SIGUSR2, interrupt)
+    _forks.catch(signal.SIGUSR2, interrupt)
 
 
 def _child_main(target: WorkerTarget, channel: Channel) -> None:
