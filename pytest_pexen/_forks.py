@@ -1,6 +1,7 @@
 """Signals in the processes a test forks: as plain pytest would have left them.
 
-A worker's runner catches signals plain pytest leaves alone: SIGTERM, to
+The controller catches SIGINT, SIGTERM and SIGHUP while tests run, and a
+worker's runner catches signals plain pytest leaves alone: SIGTERM, to
 finish (and keep what coverage measured) before it dies; SIGUSR1 and SIGUSR2,
 for the watchdog. A process a test forks (a ``multiprocessing`` worker, a
 server it starts) must not inherit those handlers: it would dump stacks on
@@ -28,6 +29,8 @@ _DUMPS_STACKS = object()
 #: signum -> (what this process set, what a forked child gets back)
 _caught: dict[int, tuple[Any, Any]] = {}
 _forking = threading.local()  # a signal mask belongs to a thread
+#: Whether the fork hooks are registered in this process (a child inherits them).
+_hooked = False
 
 
 def catch(signum: int, handler: Any) -> None:
@@ -43,8 +46,10 @@ def dump_stacks_on(signum: int, file: TextIO) -> None:
 
 
 def _remember(signum: int, ours: Any, plain: Any) -> None:
-    if not _caught:
+    global _hooked
+    if not _hooked:
         os.register_at_fork(before=_hold, after_in_parent=_release, after_in_child=_give_back)
+        _hooked = True
     _caught[signum] = (ours, plain)
 
 

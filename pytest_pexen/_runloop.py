@@ -23,6 +23,7 @@ import pytest
 
 from ._errors import PexenError
 from . import _events as ev
+from . import _forks
 from ._data import Inputs
 from ._planner import PASSING_OUTCOMES, Planner, State
 from ._pools import Dropped, Finished, Gone, Late, Lost, Pool, Reboot, Stray, WorkerOutput, exit_description
@@ -161,9 +162,9 @@ class RunLoop:
         """
         previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *ENDING_SIGNALS)}
         self.signals_before_run = {s: h for s, h in previous.items() if h is not None}
-        signal.signal(signal.SIGINT, self._on_ctrl_c)
+        _forks.catch(signal.SIGINT, self._on_ctrl_c)
         for signum in ENDING_SIGNALS:
-            signal.signal(signum, self._on_ending_signal)
+            _forks.catch(signum, self._on_ending_signal)
         self._terminal = HeldTerminal(self._session.config)
         bus = self._bus
         if bus.on:

@@ -500,6 +500,59 @@ def test_processes_a_test_forks_get_signals_as_plain_pytest_leaves_them(suite, r
     run("--pexen").assert_outcomes(passed=4)
 
 
+def test_processes_a_thread_pool_task_forks_get_signals_as_plain_pytest_leaves_them(pytester, run):
+    # In a thread group, tasks run in the controller, which catches SIGINT,
+    # SIGTERM and SIGHUP during the run; a child such a task forks does not.
+    pytester.makeconftest(
+        """
+        import os
+        import signal
+        import time
+
+        import pytest
+
+        class Forks(pytest.Item):
+            pexen_threadsafe = True
+
+            def runtest(self):
+                # What plain pytest leaves: SIGINT raises KeyboardInterrupt, the others kill.
+                signum = getattr(signal, self.name)
+                pid = os.fork()
+                if pid == 0:
+                    if signal.getsignal(signum) not in (signal.SIG_DFL, signal.default_int_handler):
+                        os._exit(3)
+                    if signum == signal.SIGINT:
+                        os._exit(0)
+                    time.sleep(60)
+                    os._exit(4)
+                if signum != signal.SIGINT:
+                    os.kill(pid, signum)
+                _, status = os.waitpid(pid, 0)
+                if signum == signal.SIGINT:
+                    assert os.waitstatus_to_exitcode(status) == 0
+                else:
+                    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signum, status
+
+            def reportinfo(self):
+                return self.path, 0, self.name
+
+        class ForksFile(pytest.File):
+            def collect(self):
+                for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+                    item = Forks.from_parent(self, name=name)
+                    item.add_marker(pytest.mark.pexen(group="light"))
+                    yield item
+
+        def pytest_collect_file(file_path, parent):
+            if file_path.suffix == ".forks":
+                return ForksFile.from_parent(parent, path=file_path)
+        """
+    )
+    pytester.path.joinpath("x.forks").write_text("")
+    pytester.makeini("[pytest]\npexen_groups =\n    light: workers=2 pool=thread\n")
+    run("--pexen").assert_outcomes(passed=3)
+
+
 def test_unpicklable_values_inside_named_tuples(suite, run):
     suite(
         test_named='''
