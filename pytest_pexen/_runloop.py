@@ -337,10 +337,11 @@ class RunLoop:
             wanted = depth - len(queue) if depth > 1 else int(not queue)
             indices = self._take(wanted, worker, len(queue))
             if indices:
-                self._recorder.started(self._items, indices, worker)
+                taker = pool.taker(worker, indices)  # its successor, for tests added after it started
+                self._recorder.started(self._items, indices, taker)
                 if self._bus.on:
-                    self._bus.publish(ev.Handed(worker, tuple(self._items[i].nodeid for i in indices), now))
-                assignments.append((worker, indices, self._inputs_of(indices)))
+                    self._bus.publish(ev.Handed(taker, tuple(self._items[i].nodeid for i in indices), now))
+                assignments.append((taker, indices, self._inputs_of(indices)))
                 self._stopped_waiting = False
         return assignments
 

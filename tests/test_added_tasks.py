@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import textwrap
 import xml.etree.ElementTree as ET
@@ -284,6 +285,44 @@ def test_added_tests_run_again_from_the_state_file_on_resume(suite, run, extend_
     assert found["test_disks.py::test_discover::check_sdb"] == "PASSED"
     assert found["test_disks.py::test_summary"] == "PASSED"
     assert "not selected" not in second.stdout.str(), textwrap.indent(second.stdout.str(), "  ")
+
+
+def test_the_state_file_and_the_trace_name_the_worker_that_ran_an_added_test(
+    suite, run, extend_conftest, pytester
+):
+    # Workers forked before a test was added cannot run it: a fresh worker
+    # takes over, and it is the one the records name.
+    suite(test_disks=DISCOVERY)
+    extend_conftest(
+        """
+        import os
+
+        import pytest_pexen
+
+        def note_worker(dev):
+            with open(f"ran_{dev}", "w") as file:
+                file.write(os.environ["PYTEST_XDIST_WORKER"])
+
+        def pytest_pexen_task_finished(task, report, outcome, data):
+            if task.name == "test_discover":
+                return [
+                    pytest_pexen.task(f"check_{dev}", lambda dev=dev: note_worker(dev), provides=["checked"])
+                    for dev in data["devices"]
+                ]
+        """
+    )
+    result = run("--pexen", "--pexen-workers=2", "--pexen-state=state.db", "--pexen-trace=trace.json")
+    result.assert_outcomes(passed=5)
+    with sqlite3.connect(pytester.path / "state.db") as connection:
+        recorded = dict(connection.execute("SELECT nodeid, worker FROM tests WHERE nodeid LIKE '%::check_%'"))
+    ran = {
+        f"test_disks.py::test_discover::check_{dev}": (pytester.path / f"ran_{dev}").read_text()
+        for dev in ("sda", "sdb", "sdc")
+    }
+    assert recorded == ran
+    trace = json.loads((pytester.path / "trace.json").read_text())
+    lanes = {event["args"]["name"] for event in trace["traceEvents"] if event.get("name") == "thread_name"}
+    assert {f"worker {name}" for name in ran.values()} <= lanes
 
 
 def test_added_tasks_may_go_to_a_thread_group(suite, run, extend_conftest, pytester):

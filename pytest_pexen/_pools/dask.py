@@ -363,6 +363,10 @@ class DaskPool:
             for name, remote in host.workers.items()
         }
 
+    def taker(self, worker: str, indices: list[int]) -> str:
+        """*worker*: tasks added during the run do not go to Dask groups."""
+        return worker
+
     def assign(self, worker: str, indices: list[int], inputs: Mapping[int, bytes] | None = None) -> None:
         host = self._host_of(worker)
         host.workers[worker].queue.extend(indices)

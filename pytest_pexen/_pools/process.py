@@ -194,15 +194,21 @@ class ProcessPool:
         """Each worker's tasks, the running one (if any) first (read-only)."""
         return {name: w.queue for name, w in self._workers.items()}
 
-    def assign(self, worker: str, indices: list[int], inputs: Mapping[int, bytes] | None = None) -> None:
-        """Queue *indices* on *worker*, or on its successor: a worker forked
-        before a task was added cannot run it, so a fresh one takes over from
-        it, and it finishes what it has queued, then exits."""
+    def taker(self, worker: str, indices: list[int]) -> str:
+        """The worker that runs *indices* when they are handed to *worker*:
+        *worker*, or its successor. A worker forked before a task was added
+        cannot run it, so a fresh one (started here) takes over from it,
+        and it finishes what it has queued, then exits."""
         handle = self._workers[worker]
         while handle.successor is not None:
             handle = self._workers[handle.successor]
         if indices and max(indices) >= handle.known:
             handle = self._take_over(handle)
+        return handle.name
+
+    def assign(self, worker: str, indices: list[int], inputs: Mapping[int, bytes] | None = None) -> None:
+        """Queue *indices* on *worker*, or on the worker that :meth:`taker` names for them."""
+        handle = self._workers[self.taker(worker, indices)]
         handle.queue.extend(indices)
         handle.positions.extend(range(handle.assigned, handle.assigned + len(indices)))
         handle.assigned += len(indices)

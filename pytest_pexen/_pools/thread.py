@@ -125,6 +125,10 @@ class ThreadPool:
         """Each worker's tasks, the running one (if any) first (read-only)."""
         return {name: w.queue for name, w in self._threads.items()}
 
+    def taker(self, worker: str, indices: list[int]) -> str:
+        """*worker*: a thread runs any task, added during the run or not."""
+        return worker
+
     def assign(self, worker: str, indices: list[int], inputs: Mapping[int, bytes] | None = None) -> None:
         thread = self._threads[worker]
         if inputs:
