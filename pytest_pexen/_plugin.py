@@ -170,7 +170,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("auto", "on", "off"),
         default=None,
         help="a live status line under pytest's output: what runs, for how long, what "
-        "waits, the ETA (auto, the default: on a terminal, not with -qq; default: ini pexen_progress)",
+        "waits, the ETA (auto, the default: on a terminal, not with -qq or -s; default: ini pexen_progress)",
     )
     group.addoption(
         "--pexen-heartbeat",

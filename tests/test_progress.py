@@ -141,7 +141,9 @@ def test_verbose_lines_stay_whole_under_the_status_line(slow_suite: Path) -> Non
         assert re.fullmatch(r"test_mod\.py::test_\w+(\[\d+\])? (PASSED|FAILED)\s+\[\s*\d+%\]", line), line
 
 
-@pytest.mark.parametrize("args", [("-qq",), ("--pexen-progress=off",)])
+@pytest.mark.parametrize(
+    "args", [("-qq",), ("--pexen-progress=off",), ("-s",), ("--capture=sys",), ("--capture=tee-sys",)]
+)
 def test_the_status_line_can_be_turned_off(slow_suite: Path, args: tuple[str, ...]) -> None:
     text = run_in_terminal(slow_suite, *args).decode(errors="replace")
     assert STATUS not in text

@@ -75,8 +75,11 @@ def say_line(config: pytest.Config, text: str) -> None:
 def status_writer(config: pytest.Config, progress: str) -> object | None:
     """pytest's terminal writer, if the status line is to be drawn on it.
 
-    ``auto``: when pytest writes to a terminal (not a dumb one), and not with
-    ``-q -q``. ``on``: whenever there is a terminal reporter. ``off``: never.
+    ``auto``: when pytest writes to a terminal (not a dumb one), not with
+    ``-q -q``, and only while pytest captures at the file descriptors (its
+    default): with ``-s`` or ``--capture=sys|tee-sys`` what tests print
+    reaches the terminal at any moment, and would run into the line.
+    ``on``: whenever there is a terminal reporter. ``off``: never.
     """
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     writer = getattr(terminal, "_tw", None)
@@ -85,7 +88,7 @@ def status_writer(config: pytest.Config, progress: str) -> object | None:
         return None
     if progress == "on":
         return writer
-    if config.get_verbosity() <= -2:
+    if config.get_verbosity() <= -2 or config.getoption("capture", "fd") != "fd":
         return None
     try:
         tty = bool(stream.isatty())  # type: ignore[union-attr]
