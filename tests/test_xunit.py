@@ -559,6 +559,47 @@ def test_a_keyboard_interrupt_mid_test_is_interrupted_not_passed(pytester, suite
     assert "KeyboardInterrupt" in found["test_2_interrupted"].result[0].message
 
 
+@pytest.mark.parametrize("stop", ["pytest.exit('enough for today')", "raise KeyboardInterrupt"])
+def test_a_worker_that_stops_before_the_controller_hears_of_it_has_not_crashed(
+    pytester, suite, run, extend_conftest, stop
+):
+    # The controller is busy with the first test's report while the worker
+    # runs the second, which stops the run: the worker's result and its exit
+    # then reach the controller together, and the exit is not a crash. (A
+    # first run gives durations, so the worker is handed all three at once.)
+    extend_conftest(
+        """
+        import os
+        import time
+
+        def pytest_runtest_logreport(report):
+            if "PYTEST_XDIST_WORKER" not in os.environ and report.when == "teardown" and "test_1" in report.nodeid:
+                time.sleep(1)
+        """
+    )
+    suite(
+        test_stop=f"""
+        import pytest
+
+        def test_1_passes():
+            pass
+
+        def test_2_stops():
+            {stop}
+
+        def test_3_never_runs():
+            pass
+        """
+    )
+    run("--pexen", "-k", "not test_2").assert_outcomes(passed=2, deselected=1)
+    result = run("--pexen", "--pexen-workers=1", "--pexen-xunit=report.xml")
+    assert result.ret == 2, result.stdout.str()
+    assert "worker crashed" not in result.stdout.str() and "CRASHED" not in result.stdout.str(), result.stdout.str()
+    found = cases(pytester.path / "report.xml")
+    assert kinds(found["test_1_passes"]) == []
+    assert kinds(found["test_2_stops"]) == [("Error", "pexen.interrupted")]
+
+
 # -- at any moment, a valid document of what finished ----------------------------------------------
 
 

@@ -80,6 +80,9 @@ class _Worker:
         self.known = 0
         #: It finishes its queue and exits; new work goes to its successor.
         self.successor: str | None = None
+        #: A test of it called pytest.exit() or raised KeyboardInterrupt: it
+        #: stops on its own, as pytest does, without waiting to be told.
+        self.leaving = False
 
 
 class ProcessPool:
@@ -299,6 +302,7 @@ class ProcessPool:
                 worker.queue.popleft()
                 worker.positions.popleft()
                 worker.last = index
+                worker.leaving = worker.leaving or "exit" in payload or "interrupt" in payload
                 events.append(Finished(worker.name, index, payload))
             elif kind == "reboot":
                 events.append(Reboot(worker.name, index))
@@ -338,7 +342,13 @@ class ProcessPool:
         lost = self._lost(worker, worker.ended)
         self._forget(worker)
         self._guardian.forget(worker.pid)
-        if (self._stopping or worker.successor is not None) and not worker.queue and worker.exitcode == 0:
+        if worker.leaving and worker.exitcode == 0 and worker.queue:
+            # Handed out after its last test, never read: they did not start.
+            events.append(Dropped(worker.name, tuple(worker.queue)))
+            worker.queue.clear()
+            worker.positions.clear()
+        stopped = self._stopping or worker.successor is not None or worker.leaving
+        if stopped and not worker.queue and worker.exitcode == 0:
             events.append(WorkerOutput(worker.name, worker.output, None))
             events.append(Gone(worker.name))
             return events
