@@ -70,6 +70,23 @@ def refusal(mode: int, path: str, example: str = "report.xml") -> str:
     return ""
 
 
+def check_file_name(option: str, given: str, path: str, example: str) -> None:
+    """UsageError if *given* names a directory by its spelling (a trailing slash, ``.``, ``..``)."""
+    if given.endswith(("/", os.sep)) or os.path.basename(path) in ("", ".", ".."):
+        sample = os.path.join(given.rstrip("/" + os.sep) or ".", example)
+        raise pytest.UsageError(f"{option}: {given} names a directory; give the path of a file, e.g. {sample}")
+
+
+def look_at(option: str, given: str, path: str) -> os.stat_result | None:
+    """What is at *path* (None: nothing); UsageError if it cannot be looked at."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise pytest.UsageError(f"{option}: cannot use {given}: {error.strerror}") from None
+
+
 def check_new_file(option: str, given: str, example: str, base: str = ".") -> str:
     """The absolute path of a report file that is always replaced (never written through).
 
@@ -80,15 +97,8 @@ def check_new_file(option: str, given: str, example: str, base: str = ".") -> st
     relative *given* is taken from the directory *base*.
     """
     path = os.path.abspath(os.path.join(base, given))
-    if given.endswith(("/", os.sep)) or os.path.basename(path) in ("", ".", ".."):
-        sample = os.path.join(given.rstrip("/" + os.sep) or ".", example)
-        raise pytest.UsageError(f"{option}: {given} names a directory; give the path of a file, e.g. {sample}")
-    try:
-        status: os.stat_result | None = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        status = None
-    except OSError as error:
-        raise pytest.UsageError(f"{option}: cannot use {given}: {error.strerror}") from None
+    check_file_name(option, given, path, example)
+    status = look_at(option, given, path)
     if status is not None and not stat.S_ISREG(status.st_mode):
         why = refusal(status.st_mode, given, example) or f"{given} is not a regular file; give the path of a file"
         raise pytest.UsageError(f"{option}: {why}")

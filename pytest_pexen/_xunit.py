@@ -757,17 +757,10 @@ def _check_target(given: str, path: str) -> bool:
     nothing behind: to find out, for real, whether the directory takes new
     files, a file is created in it and removed.
     """
-    if given.endswith(("/", os.sep)) or os.path.basename(path) in ("", ".", ".."):
-        example = os.path.join(given.rstrip("/" + os.sep) or ".", "report.xml")
-        raise pytest.UsageError(f"--pexen-xunit: {given} names a directory; give the path of a file, e.g. {example}")
+    _files.check_file_name("--pexen-xunit", given, path, "report.xml")
     if _STANDARD_STREAM.fullmatch(path):
         return True
-    try:
-        status: os.stat_result | None = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        status = None
-    except OSError as error:
-        raise pytest.UsageError(f"--pexen-xunit: cannot use {given}: {error.strerror}") from None
+    status = _files.look_at("--pexen-xunit", given, path)
     if status is not None:
         refusal = _refusal(status.st_mode, given)
         if refusal:
